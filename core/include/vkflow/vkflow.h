@@ -1,0 +1,12 @@
+/* vkflow — the public SDK in one include. */
+#ifndef VKFLOW_VKFLOW_H
+#define VKFLOW_VKFLOW_H
+
+#include "common.h"
+#include "executor.h"
+#include "graph.h"
+#include "node.h"
+#include "paths.h"
+#include "value.h"
+
+#endif

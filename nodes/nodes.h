@@ -1,0 +1,15 @@
+/* Declarations of the built-in node descriptors (one per nodes/*.c). */
+#ifndef VKF_NODES_H
+#define VKF_NODES_H
+
+#include "vkflow/node.h"
+
+extern const vkf_node_def vkf_node_PrimitiveInt;
+extern const vkf_node_def vkf_node_PrimitiveFloat;
+extern const vkf_node_def vkf_node_PrimitiveString;
+extern const vkf_node_def vkf_node_PrimitiveStringMultiline;
+extern const vkf_node_def vkf_node_PrimitiveBoolean;
+extern const vkf_node_def vkf_node_StringConcatenate;
+extern const vkf_node_def vkf_node_PreviewAny;
+
+#endif

@@ -1,0 +1,16 @@
+/* Every built-in node, one line each. */
+#include <stddef.h>
+
+#include "graph/internal.h"
+#include "nodes.h"
+
+const vkf_node_def *const vkf_builtin_nodes[] = {
+    &vkf_node_PrimitiveInt,
+    &vkf_node_PrimitiveFloat,
+    &vkf_node_PrimitiveString,
+    &vkf_node_PrimitiveStringMultiline,
+    &vkf_node_PrimitiveBoolean,
+    &vkf_node_StringConcatenate,
+    &vkf_node_PreviewAny,
+    NULL,
+};
