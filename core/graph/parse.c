@@ -88,6 +88,15 @@ static bool is_ui_workflow(const cJSON *root)
            !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(root, "nodes"), "class_type");
 }
 
+/* Some value of root looks like an API node. */
+static bool has_node(const cJSON *root)
+{
+    for (const cJSON *jn = root->child; jn; jn = jn->next)
+        if (cJSON_IsObject(jn) && cJSON_HasObjectItem(jn, "class_type"))
+            return true;
+    return false;
+}
+
 static bool is_body(const cJSON *root)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
@@ -132,8 +141,9 @@ int vkf_load_workflow_json(const char *json, size_t len, const vkf_registry *reg
         if ((ret = vkf_json_to_text(root, &g->workflow_json)) < 0 ||
             (ret = vkf_graph_to_json(g, &g->prompt_json, false)) < 0)
             goto oom;
-    } else if (cJSON_HasObjectItem(root, "prompt") || cJSON_HasObjectItem(root, "client_id") ||
-               cJSON_HasObjectItem(root, "extra_data")) {
+    } else if (!has_node(root) && (cJSON_HasObjectItem(root, "prompt") ||
+                                   cJSON_HasObjectItem(root, "client_id") ||
+                                   cJSON_HasObjectItem(root, "extra_data"))) {
         ret = vkf_load_fail(err, VKF_EPARSE, "No prompt provided: the request body has no \"prompt\" object");
         goto fail;
     } else {
