@@ -1,4 +1,4 @@
-/* Declarations of the built-in node descriptors (one per nodes/*.c). */
+/* Declarations of the built-in node descriptors, one per file in nodes/. */
 #ifndef VKF_NODES_H
 #define VKF_NODES_H
 
