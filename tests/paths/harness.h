@@ -1,0 +1,178 @@
+/*
+ * Minimal test harness for the paths/yaml tests: CHECK() records a failure
+ * with its location and goes on; main returns test_exit_code() (0 = pass).
+ * Also: a log that keeps the last error message, and temp-dir helpers.
+ */
+#ifndef VKF_TEST_PATHS_HARNESS_H
+#define VKF_TEST_PATHS_HARNESS_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vkflow/common.h"
+
+static int test_failures;
+static int test_checks;
+
+#define CHECK(cond)                                                           \
+    do {                                                                      \
+        test_checks++;                                                        \
+        if (!(cond)) {                                                        \
+            test_failures++;                                                  \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);  \
+        }                                                                     \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                    \
+    do {                                                                      \
+        long long va_ = (long long)(a), vb_ = (long long)(b);                 \
+        test_checks++;                                                        \
+        if (va_ != vb_) {                                                     \
+            test_failures++;                                                  \
+            fprintf(stderr, "FAIL %s:%d: %s == %s (%lld != %lld)\n", __FILE__, \
+                    __LINE__, #a, #b, va_, vb_);                              \
+        }                                                                     \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                       \
+    do {                                                                      \
+        const char *sa_ = (a), *sb_ = (b);                                    \
+        test_checks++;                                                        \
+        if (!sa_ || !sb_ || strcmp(sa_, sb_) != 0) {                          \
+            test_failures++;                                                  \
+            fprintf(stderr, "FAIL %s:%d: %s == %s (\"%s\" != \"%s\")\n",      \
+                    __FILE__, __LINE__, #a, #b, sa_ ? sa_ : "(null)",         \
+                    sb_ ? sb_ : "(null)");                                    \
+        }                                                                     \
+    } while (0)
+
+static inline int test_exit_code(const char *name)
+{
+    if (test_failures)
+        fprintf(stderr, "%s: %d of %d checks failed\n", name, test_failures,
+                test_checks);
+    else
+        printf("%s: all %d checks passed\n", name, test_checks);
+    return test_failures ? 1 : 0;
+}
+
+/* A log that remembers the last message at or above WARN. */
+typedef struct test_log {
+    vkf_log log;
+    char last[4096];
+    int count;
+    bool echo;
+} test_log;
+
+static inline void test_log_cb(void *priv, vkf_log_level lvl, const char *msg)
+{
+    test_log *t = priv;
+    if (lvl <= VKF_LOG_WARN) {
+        snprintf(t->last, sizeof(t->last), "%s", msg);
+        t->count++;
+    }
+    if (t->echo)
+        fprintf(stderr, "  log: %s\n", msg);
+}
+
+static inline void test_log_init(test_log *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->log = (vkf_log){.level = VKF_LOG_DEBUG, .cb = test_log_cb, .priv = t};
+    t->echo = getenv("VKF_TEST_VERBOSE") != NULL;
+}
+
+static inline void test_log_clear(test_log *t)
+{
+    t->last[0] = 0;
+    t->count = 0;
+}
+
+/* mkdtemp under $TMPDIR (or /tmp); the caller owns the returned string. */
+static inline char *test_mkdtemp(const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/vkf-%s-XXXXXX", tmp && tmp[0] ? tmp : "/tmp", tag);
+    if (!mkdtemp(buf)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    /* Tests compare real paths, so resolve a symlinked $TMPDIR now. */
+    char real[4096];
+    if (!realpath(buf, real)) {
+        perror("realpath");
+        exit(2);
+    }
+    return strdup(real);
+}
+
+/* mkdir -p of a/b/c under root. */
+static inline void test_mkdirs(const char *root, const char *rel)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/%s", root, rel);
+    for (char *s = buf + strlen(root) + 1; *s; s++) {
+        if (*s == '/') {
+            *s = 0;
+            mkdir(buf, 0755);
+            *s = '/';
+        }
+    }
+    mkdir(buf, 0755);
+}
+
+/* Writes text to root/rel, creating parent dirs. */
+static inline void test_write(const char *root, const char *rel, const char *text)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", rel);
+    char *slash = strrchr(buf, '/');
+    if (slash) {
+        *slash = 0;
+        test_mkdirs(root, buf);
+    }
+    snprintf(buf, sizeof(buf), "%s/%s", root, rel);
+    FILE *f = fopen(buf, "wb");
+    if (!f) {
+        perror(buf);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+static inline void test_symlink(const char *target, const char *root, const char *rel)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s/%s", root, rel);
+    if (symlink(target, buf) != 0) {
+        perror(buf);
+        exit(2);
+    }
+}
+
+static inline int test_rm_cb(const char *path, const struct stat *st, int flag,
+                             struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static inline void test_rmtree(const char *dir)
+{
+    nftw(dir, test_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+#endif /* VKF_TEST_PATHS_HARNESS_H */
