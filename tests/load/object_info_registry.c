@@ -46,8 +46,9 @@ static bool true_item(const cJSON *o, const char *key)
 
 static int fill_input(vkf_input_def *in, const char *name, const cJSON *spec, unsigned section_flags)
 {
-    const cJSON *type = cJSON_GetArrayItem(spec, 0);
-    const cJSON *opts = cJSON_GetArrayItem(spec, 1);
+    /* Hidden inputs are listed as a bare type string. */
+    const cJSON *type = cJSON_IsString(spec) ? spec : cJSON_GetArrayItem(spec, 0);
+    const cJSON *opts = cJSON_IsString(spec) ? NULL : cJSON_GetArrayItem(spec, 1);
     const cJSON *options = NULL;
     if (!cJSON_IsObject(opts))
         opts = NULL;
