@@ -281,9 +281,7 @@ int vkf_graph_set_input(vkf_graph *g, const char *node_id, const char *input,
             *errmsg = vkf_strdup("--set needs ID.INPUT=VALUE with a non-empty input name");
         return VKF_EINVAL;
     }
-    vkf_load_error perr = {0};
-    err = vkf_json_parse(value_text, strlen(value_text), NULL, &root, &perr);
-    vkf_load_error_clear(&perr);
+    err = vkf_json_parse(value_text, strlen(value_text), NULL, &root, NULL);
     if (err == VKF_ENOMEM)
         goto fail;
     if (err < 0 || cJSON_IsNull(root)) {

@@ -397,6 +397,15 @@ int vkf_load_workflow_mem(const void *data, size_t size, const char *name_hint,
     }
     if ((ret = vkf_meta_extract(data, size, &prompt, &workflow, err)) < 0)
         return ret;
+    /* Blank texts count as absent. */
+    if (prompt && !prompt[strspn(prompt, " \t\r\n")]) {
+        vkf_free(prompt);
+        prompt = NULL;
+    }
+    if (workflow && !workflow[strspn(workflow, " \t\r\n")]) {
+        vkf_free(workflow);
+        workflow = NULL;
+    }
     if (prompt) {
         ret = vkf_load_workflow_json(prompt, strlen(prompt), reg, out, err);
         if (ret < 0) {
