@@ -108,7 +108,8 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "+ho:", opts, NULL)) != -1) {
+    /* GNU getopt permutes: options may come before or after the files. */
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
         case O_SET: push(&cfg->sets, &cfg->nb_sets, optarg); break;
         case O_MODELS: push(&cfg->models, &cfg->nb_models, optarg); break;
@@ -140,10 +141,6 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
         default:
             fprintf(stderr, "vkflow: unknown or incomplete option '%s'\n", argv[optind - 1]);
             return -1;
-        }
-        /* Positional arguments may be interleaved with options. */
-        while (optind < argc && argv[optind][0] != '-') {
-            push(pos, npos, argv[optind++]);
         }
     }
     while (optind < argc)
@@ -177,6 +174,21 @@ static int make_paths(const cli_config *cfg, vkf_paths **out)
     }
     *out = p;
     return 0;
+}
+
+#ifdef VKF_CLI_TEST_NODES
+/* The test build of the CLI (tests/cli) adds nodes that only tests use. */
+extern const vkf_node_def *const vkf_cli_test_nodes[];
+#endif
+
+static int create_registry(vkf_registry **reg)
+{
+    int err = vkf_registry_create(reg);
+#ifdef VKF_CLI_TEST_NODES
+    for (int i = 0; err >= 0 && vkf_cli_test_nodes[i]; i++)
+        err = vkf_registry_add(*reg, vkf_cli_test_nodes[i]);
+#endif
+    return err;
 }
 
 static int load(const char *file, const vkf_registry *reg, vkf_graph **g)
@@ -341,7 +353,7 @@ static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
         return EXIT_USAGE;
     }
     progress pr = {.tty = isatty(2), .jsonl = cfg->events != NULL, .quiet = cfg->quiet};
-    if (vkf_registry_create(&reg) < 0 || make_paths(cfg, &paths) < 0) {
+    if (create_registry(&reg) < 0 || make_paths(cfg, &paths) < 0) {
         rc = EXIT_RUN;
         goto done;
     }
@@ -427,7 +439,7 @@ static int cmd_validate(const cli_config *cfg, const char **files, int nfiles)
     vkf_graph *g = NULL;
     vkf_validation val = {0};
     vkf_load_error le = {0};
-    if (vkf_registry_create(&reg) < 0 || make_paths(cfg, &paths) < 0) {
+    if (create_registry(&reg) < 0 || make_paths(cfg, &paths) < 0) {
         rc = EXIT_RUN;
         goto done;
     }
@@ -505,7 +517,7 @@ static int cmd_convert(const cli_config *cfg, const char **files, int nfiles)
     vkf_graph *g = NULL;
     char *json = NULL;
     int rc = EXIT_OK;
-    if (vkf_registry_create(&reg) < 0) {
+    if (create_registry(&reg) < 0) {
         rc = EXIT_RUN;
         goto done;
     }
@@ -540,7 +552,7 @@ static int cmd_nodes(const cli_config *cfg)
     vkf_registry *reg = NULL;
     vkf_paths *paths = NULL;
     int rc = EXIT_OK;
-    if (vkf_registry_create(&reg) < 0 || make_paths(cfg, &paths) < 0) {
+    if (create_registry(&reg) < 0 || make_paths(cfg, &paths) < 0) {
         rc = EXIT_RUN;
         goto done;
     }

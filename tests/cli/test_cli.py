@@ -8,6 +8,7 @@ import sys
 import tempfile
 
 VKFLOW = sys.argv[1]
+VKFLOW_TEST = sys.argv[2] if len(sys.argv) > 2 else None
 ROOT = os.environ.get("VKF_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 failures = 0
 checks = 0
@@ -174,6 +175,31 @@ check(info["StringConcatenate"]["input_order"]["required"] == ["string_a", "stri
       "declaration order kept")
 rc, out, _ = vk("nodes")
 check(rc == 0 and "PrimitiveInt" in out, "nodes table")
+
+# Ctrl-C: stops at the next step boundary, reports execution_interrupted,
+# exits 130.
+if VKFLOW_TEST:
+    import signal
+    import time
+    slow = {"1": {"class_type": "TestSlowSteps", "inputs": {"steps": 2000}},
+            "9": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    p = subprocess.Popen([VKFLOW_TEST, "run", write("slow.json", slow), "--events", "jsonl"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in p.stdout:
+        ev = json.loads(line)
+        seen.append(ev)
+        if ev["type"] == "progress" and ev["data"]["value"] == 5:
+            p.send_signal(signal.SIGINT)
+            break
+    rest, err = p.communicate(timeout=60)
+    seen += [json.loads(line) for line in rest.splitlines()]
+    check(p.returncode == 130, "interrupted run exits 130 (got %s)" % p.returncode)
+    intr = [e for e in seen if e["type"] == "execution_interrupted"]
+    check(len(intr) == 1 and intr[0]["data"]["node_id"] == "1", "execution_interrupted names the node")
+    steps = [e["data"]["value"] for e in seen if e["type"] == "progress"]
+    check(steps and max(steps) < 2000, "stopped before the end")
+    check(not any(e["type"] == "execution_success" for e in seen), "no success after interrupt")
 
 print("test_cli: %d checks, %d failed" % (checks, failures), file=sys.stderr)
 sys.exit(1 if failures else 0)

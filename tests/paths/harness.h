@@ -119,7 +119,8 @@ static inline char *test_mkdtemp(const char *tag)
 static inline void test_mkdirs(const char *root, const char *rel)
 {
     char buf[4096];
-    snprintf(buf, sizeof(buf), "%s/%s", root, rel);
+    if (snprintf(buf, sizeof(buf), "%s/%s", root, rel) >= (int)sizeof(buf))
+        exit(2);
     for (char *s = buf + strlen(root) + 1; *s; s++) {
         if (*s == '/') {
             *s = 0;
