@@ -608,7 +608,12 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bench"))
         return vkf_cli_bench(argc - 1, argv + 1);
 
+    /* Configuration is read here only: defaults, then environment, then
+     * the command line. */
     cli_config cfg = {.device = -1};
+    const char *env_dev = getenv("VKF_DEVICE");
+    if (env_dev && *env_dev)
+        cfg.device = atoi(env_dev);
     const char **pos = NULL;
     int npos = 0, rc;
     if (parse_opts(argc - 1, argv + 1, &cfg, &pos, &npos) < 0) {
