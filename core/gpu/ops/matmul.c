@@ -1,0 +1,191 @@
+/* Batched matmul / linear (shaders/matmul.comp), register blocked. */
+#include <string.h>
+
+#include "gpu/ops/op_util.h"
+#include "gpu/ops/ref.h"
+
+struct matmul_push {
+    uint32_t M, N, K;
+    uint32_t batch_a, batch_b, batch_c;
+    uint32_t off_a, off_b, off_bias;
+};
+_Static_assert(sizeof(struct matmul_push) <= 128, "push constants");
+
+void vkf_matmul_default_tile(const vkf_gpu *gpu, bool trans_b,
+                             vkf_matmul_tile *tile)
+{
+    /* CPU devices (lavapipe) run one subgroup per workgroup and want many
+     * FMAs per (gathered) load; GPUs want wider workgroups.  Measured with
+     * `vkflow bench ops`, see docs/vulkan.md. */
+    if (!strcmp(gpu->info.type, "cpu")) {
+        tile->wg = gpu->info.subgroup_size ? gpu->info.subgroup_size : 8;
+        tile->tm = trans_b ? 4 : 8;
+        tile->tn = trans_b ? 4 : 8;
+    } else {
+        tile->wg = 64;
+        tile->tm = 4;
+        tile->tn = 4;
+    }
+}
+
+static const struct {
+    uint32_t tm, tn;
+    bool lane_rows;
+    const vkf_shader_code *shader;
+} kernels[] = {
+    {4, 4, false, &vkf_shader_matmul_4x4},
+    {8, 4, false, &vkf_shader_matmul_8x4},
+    {4, 8, false, &vkf_shader_matmul_4x8},
+    {8, 8, false, &vkf_shader_matmul_8x8},
+    {16, 4, false, &vkf_shader_matmul_16x4},
+    {4, 8, true, &vkf_shader_matmul_cpu_4x8},
+    {8, 8, true, &vkf_shader_matmul_cpu_8x8},
+    {4, 16, true, &vkf_shader_matmul_cpu_4x16},
+    {2, 16, true, &vkf_shader_matmul_cpu_2x16},
+};
+
+static const vkf_shader_code *pick_shader(const vkf_matmul_tile *tile)
+{
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(kernels); i++)
+        if (kernels[i].tm == tile->tm && kernels[i].tn == tile->tn &&
+            kernels[i].lane_rows == tile->lane_rows)
+            return kernels[i].shader;
+    return NULL;
+}
+
+int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
+                        bool trans_b, vkf_tensor *bias,
+                        const vkf_matmul_tile *tile, vkf_tensor **out)
+{
+    int err = 0;
+    vkf_tensor *ac = NULL, *bc = NULL, *biasc = NULL, *o = NULL;
+    VKF_REQUIRE(gpu, a->ndim >= 2 && b->ndim >= 2);
+    VKF_REQUIRE(gpu, tile->tn >= 1 && tile->tm >= 1 && tile->wg >= 1);
+    int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1];
+    int64_t bk = b->shape[b->ndim - (trans_b ? 1 : 2)];
+    int64_t N = b->shape[b->ndim - (trans_b ? 2 : 1)];
+    if (bk != K) {
+        vkf_logf(gpu->log, VKF_LOG_ERROR, "matmul: inner dims differ (%lld vs %lld)",
+                 (long long)K, (long long)bk);
+        err = VKF_EINVAL;
+        goto fail;
+    }
+    int64_t batch_a = 1, batch_b = 1;
+    for (int d = 0; d < a->ndim - 2; d++)
+        batch_a *= a->shape[d];
+    for (int d = 0; d < b->ndim - 2; d++)
+        batch_b *= b->shape[d];
+    VKF_REQUIRE(gpu, batch_b == 1 || batch_b == batch_a);
+    VKF_REQUIRE(gpu, !bias || vkf_tensor_numel(bias) == N);
+    VKF_REQUIRE(gpu, batch_a <= 65535 && M <= 65535 * (int64_t)tile->tm);
+    VKF_REQUIRE(gpu, tile->lane_rows || tile->tn % 4 == 0);
+
+    VKF_TRY(vkf_op_contiguous(gpu, a, &ac));
+    VKF_TRY(vkf_op_contiguous(gpu, b, &bc));
+    if (bias)
+        VKF_TRY(vkf_op_contiguous(gpu, bias, &biasc));
+    int64_t oshape[VKF_TENSOR_MAX_DIMS];
+    memcpy(oshape, a->shape, sizeof(oshape));
+    oshape[a->ndim - 1] = N;
+    VKF_TRY(vkf_tensor_create(gpu, VKF_DTYPE_F32, a->ndim, oshape, &o));
+
+    struct matmul_push pc = {
+        .M = (uint32_t)M, .N = (uint32_t)N, .K = (uint32_t)K,
+        .batch_a = (uint32_t)(M * K),
+        .batch_b = batch_b == 1 ? 0 : (uint32_t)(K * N),
+        .batch_c = (uint32_t)(M * N),
+        .off_a = (uint32_t)ac->offset, .off_b = (uint32_t)bc->offset,
+        .off_bias = biasc ? (uint32_t)biasc->offset : 0,
+    };
+    bool vec = trans_b ? (K % 4 == 0 && pc.off_a % 4 == 0 && pc.off_b % 4 == 0)
+                       : (N % 4 == 0 && pc.off_b % 4 == 0);
+    vkf_tensor *slots[4] = {o, ac, bc, biasc ? biasc : ac};
+    bool bcast = tile->wg == 8 && gpu->info.subgroup_size == 8 && !tile->no_bcast;
+    uint32_t extra[7] = {tile->tm, tile->tn, trans_b, vec, biasc != NULL, tile->wg,
+                         bcast};
+    vkf_pipeline *pipe;
+    uint32_t gx, gy;
+    const vkf_shader_code *shader;
+    shader = pick_shader(tile);
+    if (!shader) {
+        vkf_logf(gpu->log, VKF_LOG_ERROR, "matmul: no %ux%u%s kernel compiled in",
+                 tile->tm, tile->tn, tile->lane_rows ? " cpu" : "");
+        err = VKF_EUNSUPPORTED;
+        goto fail;
+    }
+    if (tile->lane_rows) {
+        vec = K % 4 == 0 && pc.off_a % 4 == 0 && pc.off_b % 4 == 0;
+        extra[3] = vec;
+        gx = vkf_div_up((uint64_t)N, tile->tn);
+        gy = vkf_div_up((uint64_t)M, (uint64_t)tile->wg * tile->tm);
+    } else {
+        gx = vkf_div_up((uint64_t)N, (uint64_t)tile->wg * tile->tn);
+        gy = vkf_div_up((uint64_t)M, tile->tm);
+    }
+    VKF_TRY(vkf_op_pipeline(gpu, shader, slots, 4, extra, tile->lane_rows ? 6 : 7,
+                            sizeof(pc), &pipe));
+    VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
+        .op = "matmul", .pipe = pipe, .writes = {o}, .nwrites = 1,
+        .reads = {ac, bc, slots[3]}, .nreads = 3, .push = &pc,
+        .groups = {gx, gy, (uint32_t)batch_a}}));
+    *out = o;
+    o = NULL;
+fail:
+    vkf_tensor_unref(&o);
+    vkf_tensor_unref(&ac);
+    vkf_tensor_unref(&bc);
+    vkf_tensor_unref(&biasc);
+    return err;
+}
+
+int vkf_op_matmul(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b, bool trans_b,
+                  vkf_tensor *bias, vkf_tensor **out)
+{
+    vkf_matmul_tile tile;
+    vkf_matmul_default_tile(gpu, trans_b, &tile);
+    return vkf_op_matmul_tiled(gpu, a, b, trans_b, bias, &tile, out);
+}
+
+int vkf_op_linear(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *w, vkf_tensor *bias,
+                  vkf_tensor **out)
+{
+    int err = 0;
+    vkf_tensor *x2 = NULL, *xc = NULL, *y = NULL;
+    VKF_REQUIRE(gpu, w->ndim == 2 && x->ndim >= 1);
+    VKF_REQUIRE(gpu, x->shape[x->ndim - 1] == w->shape[1]);
+    /* Fold all leading dims into M: one large GEMM beats a batch of thin ones. */
+    int64_t K = w->shape[1], N = w->shape[0];
+    int64_t M = vkf_tensor_numel(x) / K;
+    VKF_TRY(vkf_op_contiguous(gpu, x, &xc));
+    VKF_TRY(vkf_tensor_reshape(xc, 2, (int64_t[]){M, K}, &x2));
+    VKF_TRY(vkf_op_matmul(gpu, x2, w, true, bias, &y));
+    int64_t shape[VKF_TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof(shape));
+    shape[x->ndim - 1] = N;
+    VKF_TRY(vkf_tensor_reshape(y, x->ndim, shape, out));
+fail:
+    vkf_tensor_unref(&y);
+    vkf_tensor_unref(&x2);
+    vkf_tensor_unref(&xc);
+    return err;
+}
+
+void vkf_ref_matmul(const float *a, const float *b, bool trans_b,
+                    const float *bias, int64_t batch, int64_t batch_b,
+                    int64_t M, int64_t N, int64_t K, float *out)
+{
+    for (int64_t z = 0; z < batch; z++) {
+        const float *az = a + z * M * K;
+        const float *bz = b + (batch_b == 1 ? 0 : z * K * N);
+        float *oz = out + z * M * N;
+        for (int64_t m = 0; m < M; m++) {
+            for (int64_t n = 0; n < N; n++) {
+                double s = bias ? bias[n] : 0.0;
+                for (int64_t k = 0; k < K; k++)
+                    s += (double)az[m * K + k] *
+                         (trans_b ? bz[n * K + k] : bz[k * N + n]);
+                oz[m * N + n] = (float)s;
+            }
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/* Helpers shared by the host side of ops (private to core/gpu). */
+#ifndef VKF_GPU_OP_UTIL_H
+#define VKF_GPU_OP_UTIL_H
+
+#include "gpu/gpu_internal.h"
+#include "shaders/shaders_embedded.h"
+
+/* Pipeline for `shader` with the tensor spec constants of `slots` (writes
+ * first, as bound) followed by `extra` op constants from id 9. */
+static inline int vkf_op_pipeline(vkf_gpu *gpu, const vkf_shader_code *shader,
+                                  vkf_tensor *const *slots, int nslots,
+                                  const uint32_t *extra, int nextra,
+                                  uint32_t push_size, vkf_pipeline **out)
+{
+    uint32_t spec[VKF_MAX_SPEC];
+    int n = vkf_gpu_tensor_spec(gpu, slots, nslots, spec);
+    for (int i = 0; i < nextra; i++)
+        spec[n++] = extra[i];
+    return vkf_pipeline_get(gpu, shader, spec, n, nslots * VKF_MAX_CHUNKS,
+                            push_size, out);
+}
+
+static inline uint32_t vkf_div_up(uint64_t a, uint64_t b)
+{
+    return (uint32_t)((a + b - 1) / b);
+}
+
+/* Right-align t's shape and strides into 5 dims (size 1, stride 0 in front). */
+static inline void vkf_shape5(const vkf_tensor *t, int64_t shape[5],
+                              int64_t strides[5])
+{
+    int pad = 5 - t->ndim;
+    for (int d = 0; d < 5; d++) {
+        shape[d] = d < pad ? 1 : t->shape[d - pad];
+        strides[d] = d < pad ? 0 : t->strides[d - pad];
+    }
+}
+
+/* Writes into a view of `dst` from `src` (same shape), op from unary.comp
+ * (100 = copy, 101 = fill with a). */
+int vkf_op_strided(vkf_gpu *gpu, uint32_t op, vkf_tensor *src, vkf_tensor *dst,
+                   float a, float b);
+
+#define VKF_OP_COPY 100u
+#define VKF_OP_FILL 101u
+
+#endif

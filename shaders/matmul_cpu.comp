@@ -1,0 +1,105 @@
+#version 450
+#extension GL_EXT_control_flow_attributes : require
+/*
+ * C[b] = A[b] · B[b] (+ bias) for CPU-like devices (lavapipe).
+ *
+ * On lavapipe a lane-varying load costs a scalar load per lane, while a
+ * load whose address is the same for all lanes is one load and a
+ * broadcast.  So here lanes own different ROWS and share COLUMNS: every
+ * invocation computes TM rows × TN columns, the TN columns (B) are uniform
+ * across the workgroup and only A is loaded per lane — TM lane loads feed
+ * TM*TN FMAs per k.  No shared memory, no barriers.
+ *   TRANS_B = 0: B is [K, N]; TRANS_B = 1: B is [N, K] (linear weights).
+ *   VEC = 1: K % 4 == 0 (and aligned offsets): A and B[N,K] load as vec4.
+ */
+#include "common/tensor.glsl"
+
+layout(local_size_x_id = 14) in;
+#ifndef TM
+#define TM 2u
+#endif
+#ifndef TN
+#define TN 16u
+#endif
+layout(constant_id = 11) const uint TRANS_B = 0;
+layout(constant_id = 12) const uint VEC = 1;
+layout(constant_id = 13) const uint HAS_BIAS = 0;
+layout(constant_id = 14) const uint WG = 8;
+
+/* Same layout as matmul.comp: struct matmul_push in core/gpu/ops/matmul.c. */
+layout(push_constant) uniform Push {
+    uint M, N, K;
+    uint batch_a, batch_b, batch_c;
+    uint off_a, off_b, off_bias;
+} p;
+
+TENSOR(0, c)
+TENSOR(1, a)
+TENSOR(2, b)
+TENSOR(3, bias)
+
+void main()
+{
+    uint lane = gl_LocalInvocationID.x;
+    uint col0 = gl_WorkGroupID.x * TN;
+    uint rowl = (gl_WorkGroupID.y * WG + lane) * TM;
+    uint abase = p.off_a + gl_WorkGroupID.z * p.batch_a;
+    uint bbase = p.off_b + gl_WorkGroupID.z * p.batch_b;
+    uint cbase = gl_WorkGroupID.z * p.batch_c;
+
+    uint arow[TM];
+    [[unroll]] for (uint r = 0; r < TM; r++)
+        arow[r] = abase + min(rowl + r, p.M - 1u) * p.K;
+    /* Uniform column indices, clamped: edge tiles compute duplicates. */
+    uint bcol[TN];
+    [[unroll]] for (uint j = 0; j < TN; j++)
+        bcol[j] = min(col0 + j, p.N - 1u);
+
+    float acc[TM * TN];
+    [[unroll]] for (uint i = 0; i < TM * TN; i++)
+        acc[i] = 0.0;
+
+    if (VEC == 1u) {
+        for (uint k = 0; k < p.K; k += 4u) {
+            vec4 av[TM];
+            [[unroll]] for (uint r = 0; r < TM; r++)
+                av[r] = a_ld4(arow[r] + k);
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                vec4 bv;
+                if (TRANS_B == 1u)
+                    bv = b_ld4(bbase + bcol[j] * p.K + k);
+                else
+                    bv = vec4(b_ld(bbase + k * p.N + bcol[j]),
+                              b_ld(bbase + (k + 1u) * p.N + bcol[j]),
+                              b_ld(bbase + (k + 2u) * p.N + bcol[j]),
+                              b_ld(bbase + (k + 3u) * p.N + bcol[j]));
+                [[unroll]] for (uint r = 0; r < TM; r++)
+                    acc[r * TN + j] += dot(av[r], bv);
+            }
+        }
+    } else {
+        for (uint k = 0; k < p.K; k++) {
+            float av[TM];
+            [[unroll]] for (uint r = 0; r < TM; r++)
+                av[r] = a_ld(arow[r] + k);
+            [[unroll]] for (uint j = 0; j < TN; j++) {
+                float bv = TRANS_B == 1u ? b_ld(bbase + bcol[j] * p.K + k)
+                                         : b_ld(bbase + k * p.N + bcol[j]);
+                [[unroll]] for (uint r = 0; r < TM; r++)
+                    acc[r * TN + j] += av[r] * bv;
+            }
+        }
+    }
+
+    [[unroll]] for (uint r = 0; r < TM; r++) {
+        uint m = rowl + r;
+        if (m >= p.M)
+            continue;
+        [[unroll]] for (uint j = 0; j < TN; j++) {
+            uint n = col0 + j;
+            if (n < p.N)
+                c_st(cbase + m * p.N + n,
+                     acc[r * TN + j] + (HAS_BIAS == 1u ? bias_ld(p.off_bias + n) : 0.0));
+        }
+    }
+}

@@ -1,0 +1,62 @@
+#version 450
+/*
+ * dst[view] = f(src[view]) over a 5-D index space with arbitrary strides on
+ * both sides: activations, dtype casts, contiguous copies of views, and
+ * writes into slices of a larger tensor (concat, pad).
+ */
+#include "common/tensor.glsl"
+#include "common/math.glsl"
+
+layout(local_size_x = 256) in;
+layout(constant_id = 9) const uint OP = 0;        /* vkf_unary_op; 100 = copy, 101 = fill */
+
+/* Mirrors struct unary_push in core/gpu/ops/unary.c. */
+layout(push_constant) uniform Push {
+    uint n;
+    uint shape[5];
+    uint ss[5];
+    uint ds[5];
+    uint off_s, off_d;
+    float a, b;
+} p;
+
+TENSOR(0, o)
+TENSOR(1, x)
+
+const float SQRT_2_OVER_PI = 0.7978845608028654;
+
+float f(float v)
+{
+    if (OP == 0u)
+        return v / (1.0 + exp(-v));
+    if (OP == 1u)
+        return 0.5 * v * (1.0 + erf_approx(v * 0.7071067811865476));
+    if (OP == 2u) {
+        float u = SQRT_2_OVER_PI * (v + 0.044715 * v * v * v);
+        return 0.5 * v * (1.0 + tanh(clamp(u, -15.0, 15.0)));
+    }
+    if (OP == 3u)
+        return v * p.a + p.b;
+    if (OP == 4u)
+        return max(v, 0.0);
+    if (OP == 5u)
+        return 1.0 / (1.0 + exp(-v));
+    if (OP == 6u)
+        return tanh(clamp(v, -15.0, 15.0));
+    return v;
+}
+
+void main()
+{
+    uint i = flat_index(256);
+    if (i >= p.n)
+        return;
+    uint is = p.off_s, id = p.off_d, r = i;
+    for (int d = 4; d >= 0; d--) {
+        uint c = r % p.shape[d];
+        r /= p.shape[d];
+        is += c * p.ss[d];
+        id += c * p.ds[d];
+    }
+    o_st(id, OP == 101u ? p.a : f(x_ld(is)));
+}
