@@ -205,6 +205,39 @@ static int load(const char *file, const vkf_registry *reg, vkf_graph **g)
     return 0;
 }
 
+/* The XDG cache folder for pipeline and SPIR-V caches (created). */
+static int cache_dir(char **pipeline_cache, char **spirv_dir)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char *base = xdg && *xdg ? vkf_asprintf("%s/vkflow", xdg)
+                 : home && *home ? vkf_asprintf("%s/.cache/vkflow", home)
+                                 : NULL;
+    if (!base)
+        return -1;
+    char *spirv = vkf_asprintf("%s/spirv", base);
+    if (!spirv) {
+        vkf_free(base);
+        return -1;
+    }
+    /* mkdir -p base/spirv */
+    for (char *p = spirv + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            mkdir(spirv, 0755);
+            *p = '/';
+        }
+    }
+    mkdir(spirv, 0755);
+    *pipeline_cache = vkf_asprintf("%s/pipelines.bin", base);
+    vkf_free(base);
+    if (!*pipeline_cache) {
+        vkf_free(spirv);
+        return -1;
+    }
+    *spirv_dir = spirv;
+    return 0;
+}
+
 /* ---- events: progress display and JSON lines ----------------------------- */
 
 typedef struct progress {
@@ -348,6 +381,7 @@ static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
     vkf_paths *paths = NULL;
     vkf_executor *ex = NULL;
     vkf_graph **graphs = NULL;
+    char *pipeline_cache = NULL, *spirv_cache = NULL;
     if (nfiles < 1) {
         fprintf(stderr, "vkflow run: no workflow file given\n");
         return EXIT_USAGE;
@@ -372,8 +406,14 @@ static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
     if ((rc = apply_sets(cfg, graphs, files, nfiles)) != EXIT_OK)
         goto done;
 
+    vkf_gpu_params gp = {.device_index = cfg->device > 0 ? cfg->device : 0};
+    if (cache_dir(&pipeline_cache, &spirv_cache) == 0) {
+        gp.pipeline_cache_path = pipeline_cache;
+        gp.spirv_cache_dir = spirv_cache;
+    }
     vkf_executor_params ep = {.registry = reg, .paths = paths, .log = &g_log,
                               .on_event = on_event, .event_priv = &pr,
+                              .gpu_params = &gp,
                               .print = print_text, .print_priv = &pr};
     if (vkf_executor_create(&ex, &ep) < 0) {
         rc = EXIT_RUN;
@@ -422,6 +462,8 @@ done:
             vkf_graph_free(&graphs[f]);
     vkf_free(graphs);
     vkf_executor_destroy(&ex);
+    vkf_free(pipeline_cache);
+    vkf_free(spirv_cache);
     vkf_paths_destroy(&paths);
     vkf_registry_destroy(&reg);
     return rc;

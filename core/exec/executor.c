@@ -36,6 +36,9 @@ struct vkf_executor {
     cache_entry *cache;
     int nb_cache, cap_cache;
     uint64_t nonce;       /* makes "always run" signatures unique */
+    vkf_gpu_params gpu_params;
+    vkf_gpu *gpu;         /* created on first use */
+    int gpu_error;        /* creation failed with this code: don't retry */
     int last_executed, last_cached;
 };
 
@@ -200,6 +203,23 @@ int vkf_exec_error(vkf_exec_ctx *ctx, const char *fmt, ...)
     return VKF_ERUN;
 }
 
+int vkf_exec_gpu(vkf_exec_ctx *ctx, vkf_gpu **gpu)
+{
+    vkf_executor *ex = ctx->ex;
+    if (!ex->gpu && !ex->gpu_error) {
+        int err = vkf_gpu_create(&ex->gpu_params, &ex->gpu);
+        if (err < 0)
+            ex->gpu_error = err;
+    }
+    if (!ex->gpu) {
+        vkf_exec_error(ctx, "no usable Vulkan device %d: %s", ex->gpu_params.device_index,
+                       vkf_strerror(ex->gpu_error));
+        return ex->gpu_error;
+    }
+    *gpu = ex->gpu;
+    return 0;
+}
+
 bool vkf_exec_interrupted(const vkf_exec_ctx *ctx)
 {
     return atomic_load(&ctx->ex->interrupt) != 0;
@@ -274,6 +294,10 @@ int vkf_executor_create(vkf_executor **out, const vkf_executor_params *params)
     if (!ex)
         return VKF_ENOMEM;
     ex->p = *params;
+    if (params->gpu_params)
+        ex->gpu_params = *params->gpu_params;
+    ex->gpu_params.log = params->log;
+    ex->p.gpu_params = NULL;
     vkf_cjson_init();
     *out = ex;
     return 0;
@@ -300,7 +324,9 @@ void vkf_executor_destroy(vkf_executor **pex)
     vkf_executor *ex = *pex;
     if (!ex)
         return;
+    /* Cached tensors go before the device they live on. */
     vkf_executor_clear_cache(ex);
+    vkf_gpu_destroy(&ex->gpu);
     vkf_free(ex->cache);
     vkf_free(ex);
     *pex = NULL;

@@ -9,6 +9,7 @@
 #define VKFLOW_EXECUTOR_H
 
 #include "common.h"
+#include "gpu.h"
 #include "graph.h"
 #include "paths.h"
 
@@ -38,6 +39,9 @@ typedef struct vkf_executor_params {
     const vkf_log *log;            /* borrowed, may be NULL */
     vkf_event_cb on_event;         /* may be NULL */
     void *event_priv;
+    /* How to create the Vulkan device when a node first needs it (copied;
+     * NULL = device 0, no caches).  Its log field is replaced by `log`. */
+    const vkf_gpu_params *gpu_params;
     /* Where PreviewAny and friends print (NULL = stdout). */
     void (*print)(void *priv, const char *node_id, const char *text);
     void *print_priv;

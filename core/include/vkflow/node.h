@@ -42,6 +42,7 @@ enum {
 
 typedef struct vkf_exec_ctx vkf_exec_ctx;
 typedef struct vkf_paths vkf_paths;
+typedef struct vkf_gpu vkf_gpu;
 
 typedef struct vkf_input_def {
     const char *name;
@@ -136,6 +137,10 @@ const vkf_paths *vkf_exec_paths(const vkf_exec_ctx *ctx);
  * for embedding in outputs; either may be NULL. */
 const char *vkf_exec_prompt_json(const vkf_exec_ctx *ctx);
 const char *vkf_exec_workflow_json(const vkf_exec_ctx *ctx);
+/* The Vulkan device of this run, created on first use (workflows that
+ * need no GPU never touch Vulkan).  On failure the node's error message is
+ * set (return the code). */
+int vkf_exec_gpu(vkf_exec_ctx *ctx, vkf_gpu **gpu);
 /* Record the failure message shown with execution_error; returns VKF_ERUN
  * so `return vkf_exec_error(ctx, ...)` reads naturally. */
 int vkf_exec_error(vkf_exec_ctx *ctx, const char *fmt, ...)

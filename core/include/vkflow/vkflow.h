@@ -4,9 +4,11 @@
 
 #include "common.h"
 #include "executor.h"
+#include "gpu.h"
 #include "graph.h"
 #include "node.h"
 #include "paths.h"
+#include "types.h"
 #include "value.h"
 
 #endif
