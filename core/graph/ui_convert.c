@@ -420,26 +420,31 @@ static int check_types(conv *c, const cJSON *root)
     const cJSON *subgraphs = cJSON_IsObject(defs) ? cJSON_GetObjectItemCaseSensitive(defs, "subgraphs") : NULL;
     vkf_load_error *e = c->err;
     char **unknown = NULL;
-    int nb_unknown = 0;
+    int nb_unknown = 0, ret;
     vkf_sb msg = {0};
 
     for (int i = 0; i < c->nb; i++) {
         const unode *n = &c->nodes[i];
         if (n->mode == MODE_NEVER || n->mode == MODE_BYPASS || n->is_virtual)
             continue;
-        if (!n->type)
-            return vkf_load_fail(e, VKF_EPARSE, "UI workflow: node %s has no type", n->id);
+        if (!n->type) {
+            ret = vkf_load_fail(e, VKF_EPARSE, "UI workflow: node %s has no type", n->id);
+            goto out;
+        }
         for (const cJSON *sg = cJSON_IsArray(subgraphs) ? subgraphs->child : NULL; sg; sg = sg->next) {
             const char *sid = str_or_null(cJSON_GetObjectItemCaseSensitive(sg, "id"));
             if (sid && !strcmp(sid, n->type)) {
                 const char *name = str_or_null(cJSON_GetObjectItemCaseSensitive(sg, "name"));
-                return vkf_load_fail(e, VKF_EUNSUPPORTED, "subgraphs are not supported: node %s (%s)",
-                                     n->id, name ? name : n->type);
+                ret = vkf_load_fail(e, VKF_EUNSUPPORTED, "subgraphs are not supported: node %s (%s)",
+                                    n->id, name ? name : n->type);
+                goto out;
             }
         }
-        if (!strncmp(n->type, "workflow>", 9) || !strncmp(n->type, "workflow/", 9))
-            return vkf_load_fail(e, VKF_EUNSUPPORTED, "group nodes are not supported: node %s (%s)",
-                                 n->id, n->type);
+        if (!strncmp(n->type, "workflow>", 9) || !strncmp(n->type, "workflow/", 9)) {
+            ret = vkf_load_fail(e, VKF_EUNSUPPORTED, "group nodes are not supported: node %s (%s)",
+                                n->id, n->type);
+            goto out;
+        }
         if (n->def)
             continue;
         bool seen = false;
@@ -463,9 +468,8 @@ static int check_types(conv *c, const cJSON *root)
         vkf_sb_puts(&msg, k ? ", " : "");
         vkf_sb_puts(&msg, unknown[k]);
     }
-    if (!e) {
-        vkf_sb_free(&msg);
-    } else {
+    ret = VKF_ENOTFOUND;
+    if (e) {
         vkf_free(e->message);
         if (vkf_sb_finish(&msg, &e->message) < 0)
             goto oom;
@@ -474,16 +478,15 @@ static int check_types(conv *c, const cJSON *root)
         e->nb_unknown = nb_unknown;
         return VKF_ENOTFOUND;
     }
-    for (int k = 0; k < nb_unknown; k++)
-        vkf_free(unknown[k]);
-    vkf_free(unknown);
-    return VKF_ENOTFOUND;
+    goto out;
 oom:
+    ret = oom(c);
+out:
     for (int k = 0; k < nb_unknown; k++)
         vkf_free(unknown[k]);
     vkf_free(unknown);
     vkf_sb_free(&msg);
-    return oom(c);
+    return ret;
 }
 
 int vkf_ui_convert(const cJSON *root, const vkf_registry *reg, vkf_graph *g, vkf_load_error *err)
