@@ -17,14 +17,12 @@ void vkf_matmul_default_tile(const vkf_gpu *gpu, bool trans_b,
     /* CPU devices (lavapipe) run one subgroup per workgroup and want many
      * FMAs per (gathered) load; GPUs want wider workgroups.  Measured with
      * `vkflow bench ops`, see docs/vulkan.md. */
-    if (!strcmp(gpu->info.type, "cpu")) {
-        tile->wg = gpu->info.subgroup_size ? gpu->info.subgroup_size : 8;
-        tile->tm = trans_b ? 4 : 8;
-        tile->tn = trans_b ? 4 : 8;
-    } else {
-        tile->wg = 64;
-        tile->tm = 4;
-        tile->tn = 4;
+    *tile = (vkf_matmul_tile){.tm = 4, .tn = 4, .wg = 64};
+    if (!strcmp(gpu->info.type, "cpu") && gpu->info.subgroup_size == 8) {
+        if (trans_b)
+            *tile = (vkf_matmul_tile){.tm = 4, .tn = 8, .wg = 8, .lane_rows = true};
+        else
+            *tile = (vkf_matmul_tile){.tm = 8, .tn = 8, .wg = 8};
     }
 }
 
