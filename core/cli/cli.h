@@ -4,5 +4,6 @@
 
 int vkf_cli_devices(int argc, char **argv);
 int vkf_cli_bench(int argc, char **argv);
+int vkf_cli_inspect(int argc, char **argv);
 
 #endif
