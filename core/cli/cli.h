@@ -4,6 +4,7 @@
 
 int vkf_cli_devices(int argc, char **argv);
 int vkf_cli_bench(int argc, char **argv);
+int vkf_cli_serve(int argc, char **argv);
 int vkf_cli_inspect(int argc, char **argv);
 
 #endif

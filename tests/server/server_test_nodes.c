@@ -1,0 +1,46 @@
+/* Nodes only the server tests use: a slow node that reports progress (to
+ * interrupt and to keep the queue busy) and a node that fails. */
+#include <time.h>
+
+#include "vkflow/node.h"
+
+static int slow_exec(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    int64_t steps = in[0].u.i, ms = in[1].u.i;
+    for (int64_t s = 1; s <= steps; s++) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        int err = vkf_exec_progress(ctx, s, steps);
+        if (err < 0)
+            return err;
+    }
+    vkf_value_set_int(&out[0], steps);
+    return 0;
+}
+
+static const vkf_input_def slow_inputs[] = {
+    VKF_INPUT_INT("steps", 10, 0, 100000),
+    VKF_INPUT_INT("ms_per_step", 20, 0, 10000),
+};
+static const vkf_output_def slow_outputs[] = {{.type = VKF_T_INT}};
+static const vkf_node_def slow_def = {
+    .name = "TestSlowSteps", .category = "testing",
+    .inputs = slow_inputs, .nb_inputs = 2,
+    .outputs = slow_outputs, .nb_outputs = 1, .execute = slow_exec,
+};
+
+static int fail_exec(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    return vkf_exec_error(ctx, "TestFail: %s", in[0].u.s);
+}
+
+static const vkf_input_def fail_inputs[] = {VKF_INPUT_STRING("message", "failed on purpose")};
+static const vkf_output_def fail_outputs[] = {{.type = VKF_T_STRING}};
+static const vkf_node_def fail_def = {
+    .name = "TestFail", .category = "testing",
+    .inputs = fail_inputs, .nb_inputs = 1,
+    .outputs = fail_outputs, .nb_outputs = 1, .execute = fail_exec,
+    .flags = VKF_NODE_NOT_IDEMPOTENT,
+};
+
+const vkf_node_def *const vkf_cli_test_nodes[] = {&slow_def, &fail_def, NULL};
