@@ -41,6 +41,23 @@ TENSOR(1, a)
 TENSOR(2, b)
 TENSOR(3, bias)
 
+#ifdef TEX
+/* A and B through uniform texel buffers (host: single chunk, f32/f16, vec
+ * path): lavapipe turns texel fetches into SIMD gathers, whereas SSBO
+ * loads become a loop over lanes.  Views are R or RGBA as each path reads. */
+layout(binding = 16) uniform samplerBuffer a_tex;
+layout(binding = 17) uniform samplerBuffer b_tex;
+#define A_LD(i) texelFetch(a_tex, int(i)).x
+#define A_LD4(i) texelFetch(a_tex, int((i) >> 2))
+#define B_LD(i) texelFetch(b_tex, int(i)).x
+#define B_LD4(i) texelFetch(b_tex, int((i) >> 2))
+#else
+#define A_LD(i) a_ld(i)
+#define A_LD4(i) a_ld4(i)
+#define B_LD(i) b_ld(i)
+#define B_LD4(i) b_ld4(i)
+#endif
+
 #define NV (TN / 4u)
 
 void main()
@@ -77,15 +94,15 @@ void main()
             for (uint k0 = 0; k0 < p.K; k0 += 8u) {
                 float areg[TM];
                 [[unroll]] for (uint r = 0; r < TM; r++)
-                    areg[r] = a_ld(arow[r] + min(k0 + lane, p.K - 1u));
+                    areg[r] = A_LD(arow[r] + min(k0 + lane, p.K - 1u));
 #define STEP_KN(J)                                                            \
                 if (k0 + J < p.K) {                                           \
                     vec4 bv[NV];                                              \
-                    [[unroll]] for (uint v = 0; v < NV; v++)                             \
-                        bv[v] = b_ld4(bcol[v] + (k0 + J) * p.N);              \
-                    [[unroll]] for (uint r = 0; r < TM; r++) {                           \
+                    [[unroll]] for (uint v = 0; v < NV; v++)                  \
+                        bv[v] = B_LD4(bcol[v] + (k0 + J) * p.N);              \
+                    [[unroll]] for (uint r = 0; r < TM; r++) {                \
                         float av = subgroupBroadcast(areg[r], J);             \
-                        [[unroll]] for (uint v = 0; v < NV; v++) {                       \
+                        [[unroll]] for (uint v = 0; v < NV; v++) {            \
                             acc[r * TN + v * 4u + 0u] += av * bv[v].x;        \
                             acc[r * TN + v * 4u + 1u] += av * bv[v].y;        \
                             acc[r * TN + v * 4u + 2u] += av * bv[v].z;        \
@@ -100,9 +117,9 @@ void main()
             for (uint k = 0; k < p.K; k++) {
                 vec4 bv[NV];
                 [[unroll]] for (uint v = 0; v < NV; v++)
-                    bv[v] = b_ld4(bcol[v] + k * p.N);
+                    bv[v] = B_LD4(bcol[v] + k * p.N);
                 [[unroll]] for (uint r = 0; r < TM; r++) {
-                    float av = a_ld(arow[r] + k);
+                    float av = A_LD(arow[r] + k);
                     [[unroll]] for (uint v = 0; v < NV; v++) {
                         acc[r * TN + v * 4u + 0u] += av * bv[v].x;
                         acc[r * TN + v * 4u + 1u] += av * bv[v].y;
@@ -115,9 +132,9 @@ void main()
             for (uint k = 0; k < p.K; k++) {
                 float bs[TN];
                 [[unroll]] for (uint j = 0; j < TN; j++)
-                    bs[j] = b_ld(bbase + k * p.N + min(cols[j], p.N - 1u));
+                    bs[j] = B_LD(bbase + k * p.N + min(cols[j], p.N - 1u));
                 [[unroll]] for (uint r = 0; r < TM; r++) {
-                    float av = a_ld(arow[r] + k);
+                    float av = A_LD(arow[r] + k);
                     [[unroll]] for (uint j = 0; j < TN; j++)
                         acc[r * TN + j] += av * bs[j];
                 }
@@ -131,15 +148,15 @@ void main()
             for (uint k0 = 0; k0 < p.K; k0 += 32u) {
                 vec4 areg[TM];
                 [[unroll]] for (uint r = 0; r < TM; r++)
-                    areg[r] = a_ld4(arow[r] + min(k0 + lane * 4u, p.K - 4u));
+                    areg[r] = A_LD4(arow[r] + min(k0 + lane * 4u, p.K - 4u));
 #define STEP_NK(J)                                                            \
                 if (k0 + J * 4u < p.K) {                                      \
                     vec4 bv[TN];                                              \
-                    [[unroll]] for (uint j = 0; j < TN; j++)                             \
-                        bv[j] = b_ld4(brow[j] + k0 + J * 4u);                 \
-                    [[unroll]] for (uint r = 0; r < TM; r++) {                           \
+                    [[unroll]] for (uint j = 0; j < TN; j++)                  \
+                        bv[j] = B_LD4(brow[j] + k0 + J * 4u);                 \
+                    [[unroll]] for (uint r = 0; r < TM; r++) {                \
                         vec4 av = subgroupBroadcast(areg[r], J);              \
-                        [[unroll]] for (uint j = 0; j < TN; j++)                         \
+                        [[unroll]] for (uint j = 0; j < TN; j++)              \
                             acc[r * TN + j] += dot(av, bv[j]);                \
                     }                                                         \
                 }
@@ -150,9 +167,9 @@ void main()
             for (uint k = 0; k < p.K; k += 4u) {
                 vec4 bv[TN];
                 [[unroll]] for (uint j = 0; j < TN; j++)
-                    bv[j] = b_ld4(brow[j] + k);
+                    bv[j] = B_LD4(brow[j] + k);
                 [[unroll]] for (uint r = 0; r < TM; r++) {
-                    vec4 av = a_ld4(arow[r] + k);
+                    vec4 av = A_LD4(arow[r] + k);
                     [[unroll]] for (uint j = 0; j < TN; j++)
                         acc[r * TN + j] += dot(av, bv[j]);
                 }
@@ -161,9 +178,9 @@ void main()
             for (uint k = 0; k < p.K; k++) {
                 float bs[TN];
                 [[unroll]] for (uint j = 0; j < TN; j++)
-                    bs[j] = b_ld(brow[j] + k);
+                    bs[j] = B_LD(brow[j] + k);
                 [[unroll]] for (uint r = 0; r < TM; r++) {
-                    float av = a_ld(arow[r] + k);
+                    float av = A_LD(arow[r] + k);
                     [[unroll]] for (uint j = 0; j < TN; j++)
                         acc[r * TN + j] += av * bs[j];
                 }

@@ -38,6 +38,23 @@ TENSOR(1, a)
 TENSOR(2, b)
 TENSOR(3, bias)
 
+#ifdef TEX
+/* A and B through uniform texel buffers (host: single chunk, f32/f16, vec
+ * path): lavapipe turns texel fetches into SIMD gathers, whereas SSBO
+ * loads become a loop over lanes.  Views are R or RGBA as each path reads. */
+layout(binding = 16) uniform samplerBuffer a_tex;
+layout(binding = 17) uniform samplerBuffer b_tex;
+#define A_LD(i) texelFetch(a_tex, int(i)).x
+#define A_LD4(i) texelFetch(a_tex, int((i) >> 2))
+#define B_LD(i) texelFetch(b_tex, int(i)).x
+#define B_LD4(i) texelFetch(b_tex, int((i) >> 2))
+#else
+#define A_LD(i) a_ld(i)
+#define A_LD4(i) a_ld4(i)
+#define B_LD(i) b_ld(i)
+#define B_LD4(i) b_ld4(i)
+#endif
+
 void main()
 {
     uint lane = gl_LocalInvocationID.x;
@@ -63,16 +80,16 @@ void main()
         for (uint k = 0; k < p.K; k += 4u) {
             vec4 av[TM];
             [[unroll]] for (uint r = 0; r < TM; r++)
-                av[r] = a_ld4(arow[r] + k);
+                av[r] = A_LD4(arow[r] + k);
             [[unroll]] for (uint j = 0; j < TN; j++) {
                 vec4 bv;
                 if (TRANS_B == 1u)
-                    bv = b_ld4(bbase + bcol[j] * p.K + k);
+                    bv = B_LD4(bbase + bcol[j] * p.K + k);
                 else
-                    bv = vec4(b_ld(bbase + k * p.N + bcol[j]),
-                              b_ld(bbase + (k + 1u) * p.N + bcol[j]),
-                              b_ld(bbase + (k + 2u) * p.N + bcol[j]),
-                              b_ld(bbase + (k + 3u) * p.N + bcol[j]));
+                    bv = vec4(B_LD(bbase + k * p.N + bcol[j]),
+                              B_LD(bbase + (k + 1u) * p.N + bcol[j]),
+                              B_LD(bbase + (k + 2u) * p.N + bcol[j]),
+                              B_LD(bbase + (k + 3u) * p.N + bcol[j]));
                 [[unroll]] for (uint r = 0; r < TM; r++)
                     acc[r * TN + j] += dot(av[r], bv);
             }
@@ -81,10 +98,10 @@ void main()
         for (uint k = 0; k < p.K; k++) {
             float av[TM];
             [[unroll]] for (uint r = 0; r < TM; r++)
-                av[r] = a_ld(arow[r] + k);
+                av[r] = A_LD(arow[r] + k);
             [[unroll]] for (uint j = 0; j < TN; j++) {
-                float bv = TRANS_B == 1u ? b_ld(bbase + bcol[j] * p.K + k)
-                                         : b_ld(bbase + k * p.N + bcol[j]);
+                float bv = TRANS_B == 1u ? B_LD(bbase + bcol[j] * p.K + k)
+                                         : B_LD(bbase + k * p.N + bcol[j]);
                 [[unroll]] for (uint r = 0; r < TM; r++)
                     acc[r * TN + j] += av[r] * bv;
             }

@@ -33,15 +33,16 @@ static int batch_objects(vkf_gpu *gpu)
            "vkAllocateCommandBuffers");
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
     VKF_VK(gpu, vkCreateFence(gpu->dev, &fci, NULL, &gpu->fence), "vkCreateFence");
-    VkDescriptorPoolSize ps = {
-        .type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-        .descriptorCount = VKF_BATCH_DISPATCHES * VKF_MAX_SLOTS * VKF_MAX_CHUNKS,
+    VkDescriptorPoolSize ps[2] = {
+        {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+         VKF_BATCH_DISPATCHES * VKF_MAX_SLOTS * VKF_MAX_CHUNKS},
+        {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, VKF_BATCH_DISPATCHES * 2},
     };
     VkDescriptorPoolCreateInfo dpci = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
         .maxSets = VKF_BATCH_DISPATCHES,
-        .poolSizeCount = 1,
-        .pPoolSizes = &ps,
+        .poolSizeCount = 2,
+        .pPoolSizes = ps,
     };
     VKF_VK(gpu, vkCreateDescriptorPool(gpu->dev, &dpci, NULL, &gpu->desc_pool),
            "vkCreateDescriptorPool");
@@ -212,6 +213,8 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
     bool need = false;
     for (int i = 0; i < d->nreads && !need; i++)
         need = written_now(gpu, d->reads[i]);
+    for (int i = 0; i < d->ntexels && !need; i++)
+        need = written_now(gpu, d->texels[i]);
     for (int i = 0; i < d->nwrites && !need; i++)
         need = written_now(gpu, d->writes[i]) || read_now(gpu, d->writes[i]);
     if (need)
@@ -227,7 +230,8 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
     VKF_VK(gpu, vkAllocateDescriptorSets(gpu->dev, &dsai, &set),
            "vkAllocateDescriptorSets");
     VkDescriptorBufferInfo infos[VKF_MAX_SLOTS * VKF_MAX_CHUNKS];
-    VkWriteDescriptorSet writes[VKF_MAX_SLOTS * VKF_MAX_CHUNKS];
+    VkBufferView views[2];
+    VkWriteDescriptorSet writes[VKF_MAX_SLOTS * VKF_MAX_CHUNKS + 2];
     int nslots = d->nwrites + d->nreads;
     int nb = 0;
     for (int s = 0; s < nslots; s++) {
@@ -247,10 +251,25 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
             nb++;
         }
     }
-    if (nb != d->pipe->nbindings) {
-        vkf_logf(gpu->log, VKF_LOG_ERROR, "%s: %d bindings given, pipeline has %d",
-                 d->op, nb, d->pipe->nbindings);
+    if (nb != d->pipe->nbindings || d->ntexels != d->pipe->ntexels) {
+        vkf_logf(gpu->log, VKF_LOG_ERROR, "%s: %d+%d bindings given, pipeline has %d+%d",
+                 d->op, nb, d->ntexels, d->pipe->nbindings, d->pipe->ntexels);
         return VKF_EINVAL;
+    }
+    for (int i = 0; i < d->ntexels; i++) {
+        vkf_tensor *t = d->texels[i];
+        VKF_REQUIRE(gpu, t->st->nchunks == 1);
+        VKF_TRY(vkf_buffer_view(gpu, t->st->chunks[0], d->texel_formats[i], &views[i]));
+        writes[nb] = (VkWriteDescriptorSet){
+            .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+            .dstSet = set,
+            .dstBinding = (uint32_t)nb,
+            .descriptorCount = 1,
+            .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+            .pTexelBufferView = &views[i],
+        };
+        nb++;
+        t->st->chunks[0]->read_epoch = gpu->epoch;
     }
     vkUpdateDescriptorSets(gpu->dev, (uint32_t)nb, writes, 0, NULL);
 

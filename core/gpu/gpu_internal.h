@@ -52,7 +52,20 @@ typedef struct vkf_buffer {
     void *mapped;                  /* NULL unless host-visible */
     vkf_mem_kind kind;
     uint64_t read_epoch, write_epoch;  /* barrier tracking, see command.c */
+    VkBufferView views[4];         /* uniform texel views, by vkf_texel_format */
 } vkf_buffer;
+
+/* Formats of uniform texel buffer views (see vkf_buffer_view). */
+typedef enum vkf_texel_format {
+    VKF_TEXEL_R32F = 0,
+    VKF_TEXEL_RGBA32F = 1,
+    VKF_TEXEL_R16F = 2,
+    VKF_TEXEL_RGBA16F = 3,
+} vkf_texel_format;
+
+/* Cached view of the whole buffer; owned by the buffer. */
+int vkf_buffer_view(vkf_gpu *gpu, vkf_buffer *b, vkf_texel_format fmt,
+                    VkBufferView *out);
 
 int vkf_buffer_create(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
                       vkf_buffer **out);
@@ -73,7 +86,8 @@ typedef struct vkf_pipeline {
     const vkf_shader_code *shader;
     uint32_t spec[VKF_MAX_SPEC];
     int nspec;
-    int nbindings;
+    int nbindings;                 /* storage buffers, bindings 0.. */
+    int ntexels;                   /* then uniform texel buffers */
     uint32_t push_size;
     VkDescriptorSetLayout dsl;
     VkPipelineLayout layout;
@@ -83,7 +97,7 @@ typedef struct vkf_pipeline {
 /* Cached by (shader, spec constants); owned by gpu. */
 int vkf_pipeline_get(vkf_gpu *gpu, const vkf_shader_code *shader,
                      const uint32_t *spec, int nspec, int nbindings,
-                     uint32_t push_size, vkf_pipeline **out);
+                     int ntexels, uint32_t push_size, vkf_pipeline **out);
 void vkf_pipelines_destroy(vkf_gpu *gpu);
 int vkf_pipeline_cache_open(vkf_gpu *gpu);
 void vkf_pipeline_cache_close(vkf_gpu *gpu);
@@ -118,6 +132,12 @@ typedef struct vkf_dispatch {
     int nreads;
     vkf_tensor *writes[VKF_MAX_SLOTS];
     int nwrites;
+    /* Read-only operands bound as uniform texel buffers after the storage
+     * bindings (single-chunk tensors only): lavapipe gathers texel fetches
+     * with SIMD instead of looping over lanes as it does for SSBO loads. */
+    vkf_tensor *texels[2];
+    vkf_texel_format texel_formats[2];
+    int ntexels;
     const void *push;
     uint32_t groups[3];
 } vkf_dispatch;

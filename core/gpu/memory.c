@@ -201,6 +201,7 @@ int vkf_buffer_create(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
         .sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
         .size = b->size,
         .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                 VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                  VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                  VK_BUFFER_USAGE_TRANSFER_DST_BIT,
         .sharingMode = VK_SHARING_MODE_EXCLUSIVE,
@@ -260,8 +261,34 @@ fail:
     return err;
 }
 
+int vkf_buffer_view(vkf_gpu *gpu, vkf_buffer *b, vkf_texel_format fmt,
+                    VkBufferView *out)
+{
+    static const VkFormat formats[] = {
+        VK_FORMAT_R32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT,
+        VK_FORMAT_R16_SFLOAT, VK_FORMAT_R16G16B16A16_SFLOAT,
+    };
+    int err = 0;
+    if (!b->views[fmt]) {
+        VkBufferViewCreateInfo ci = {
+            .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+            .buffer = b->buf,
+            .format = formats[fmt],
+            .range = VK_WHOLE_SIZE,
+        };
+        VKF_VK(gpu, vkCreateBufferView(gpu->dev, &ci, NULL, &b->views[fmt]),
+               "vkCreateBufferView");
+    }
+    *out = b->views[fmt];
+fail:
+    return err;
+}
+
 static void buffer_release(vkf_gpu *gpu, vkf_buffer *b)
 {
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(b->views); i++)
+        if (b->views[i])
+            vkDestroyBufferView(gpu->dev, b->views[i], NULL);
     vkDestroyBuffer(gpu->dev, b->buf, NULL);
     vkf_mem_block *blk = b->block;
     if (blk) {

@@ -20,7 +20,7 @@ struct vkf_spirv_entry {
 
 int vkf_pipeline_get(vkf_gpu *gpu, const vkf_shader_code *shader,
                      const uint32_t *spec, int nspec, int nbindings,
-                     uint32_t push_size, vkf_pipeline **out)
+                     int ntexels, uint32_t push_size, vkf_pipeline **out)
 {
     int err = 0;
     for (int i = 0; i < gpu->npipes; i++) {
@@ -39,19 +39,21 @@ int vkf_pipeline_get(vkf_gpu *gpu, const vkf_shader_code *shader,
     p->nspec = nspec;
     memcpy(p->spec, spec, (size_t)nspec * sizeof(*spec));
     p->nbindings = nbindings;
+    p->ntexels = ntexels;
     p->push_size = push_size;
 
-    VkDescriptorSetLayoutBinding binds[VKF_MAX_SLOTS * VKF_MAX_CHUNKS];
-    for (int i = 0; i < nbindings; i++)
+    VkDescriptorSetLayoutBinding binds[VKF_MAX_SLOTS * VKF_MAX_CHUNKS + 2];
+    for (int i = 0; i < nbindings + ntexels; i++)
         binds[i] = (VkDescriptorSetLayoutBinding){
             .binding = (uint32_t)i,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = i < nbindings ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                                            : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };
     VkDescriptorSetLayoutCreateInfo dci = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = (uint32_t)nbindings,
+        .bindingCount = (uint32_t)(nbindings + ntexels),
         .pBindings = binds,
     };
     VKF_VK(gpu, vkCreateDescriptorSetLayout(gpu->dev, &dci, NULL, &p->dsl),

@@ -20,33 +20,38 @@ void vkf_matmul_default_tile(const vkf_gpu *gpu, bool trans_b,
     *tile = (vkf_matmul_tile){.tm = 4, .tn = 4, .wg = 64};
     if (!strcmp(gpu->info.type, "cpu") && gpu->info.subgroup_size == 8) {
         if (trans_b)
-            *tile = (vkf_matmul_tile){.tm = 4, .tn = 8, .wg = 8, .lane_rows = true};
+            *tile = (vkf_matmul_tile){.tm = 4, .tn = 16, .wg = 8, .lane_rows = true,
+                                      .tex = true};
         else
-            *tile = (vkf_matmul_tile){.tm = 8, .tn = 8, .wg = 8};
+            *tile = (vkf_matmul_tile){.tm = 8, .tn = 8, .wg = 8, .tex = true};
     }
 }
 
 static const struct {
     uint32_t tm, tn;
-    bool lane_rows;
+    bool lane_rows, tex;
     const vkf_shader_code *shader;
 } kernels[] = {
-    {4, 4, false, &vkf_shader_matmul_4x4},
-    {8, 4, false, &vkf_shader_matmul_8x4},
-    {4, 8, false, &vkf_shader_matmul_4x8},
-    {8, 8, false, &vkf_shader_matmul_8x8},
-    {16, 4, false, &vkf_shader_matmul_16x4},
-    {4, 8, true, &vkf_shader_matmul_cpu_4x8},
-    {8, 8, true, &vkf_shader_matmul_cpu_8x8},
-    {4, 16, true, &vkf_shader_matmul_cpu_4x16},
-    {2, 16, true, &vkf_shader_matmul_cpu_2x16},
+    {8, 8, false, true, &vkf_shader_matmul_tex_8x8},
+    {4, 8, false, true, &vkf_shader_matmul_tex_4x8},
+    {4, 8, true, true, &vkf_shader_matmul_cpu_tex_4x8},
+    {8, 8, true, true, &vkf_shader_matmul_cpu_tex_8x8},
+    {4, 16, true, true, &vkf_shader_matmul_cpu_tex_4x16},
+    {8, 12, false, true, &vkf_shader_matmul_tex_8x12},
+    {4, 4, false, false, &vkf_shader_matmul_4x4},
+    {8, 4, false, false, &vkf_shader_matmul_8x4},
+    {4, 8, false, false, &vkf_shader_matmul_4x8},
+    {8, 8, false, false, &vkf_shader_matmul_8x8},
+    {4, 8, true, false, &vkf_shader_matmul_cpu_4x8},
+    {8, 8, true, false, &vkf_shader_matmul_cpu_8x8},
+    {4, 16, true, false, &vkf_shader_matmul_cpu_4x16},
 };
 
 static const vkf_shader_code *pick_shader(const vkf_matmul_tile *tile)
 {
     for (size_t i = 0; i < VKF_ARRAY_SIZE(kernels); i++)
         if (kernels[i].tm == tile->tm && kernels[i].tn == tile->tn &&
-            kernels[i].lane_rows == tile->lane_rows)
+            kernels[i].lane_rows == tile->lane_rows && kernels[i].tex == tile->tex)
             return kernels[i].shader;
     return NULL;
 }
@@ -102,30 +107,57 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
     uint32_t extra[7] = {tile->tm, tile->tn, trans_b, vec, biasc != NULL, tile->wg,
                          bcast};
     vkf_pipeline *pipe;
-    uint32_t gx, gy;
-    const vkf_shader_code *shader;
-    shader = pick_shader(tile);
+    if (tile->lane_rows)
+        vec = K % 4 == 0 && pc.off_a % 4 == 0 && pc.off_b % 4 == 0;
+    extra[3] = vec;
+    vkf_matmul_tile fallback;
+    if (tile->tex && !(vec && ac->st->nchunks == 1 && bc->st->nchunks == 1 &&
+                       ac->dtype != VKF_DTYPE_BF16 && bc->dtype != VKF_DTYPE_BF16)) {
+        /* Texel views need one chunk and a float format: use SSBO loads. */
+        fallback = (vkf_matmul_tile){.tm = tile->lane_rows ? 8 : 4,
+                                     .tn = tile->lane_rows ? 8 : 4, .wg = tile->wg,
+                                     .lane_rows = tile->lane_rows};
+        if (tile->wg == 8 && !tile->lane_rows)
+            fallback.tm = fallback.tn = 8;
+        tile = &fallback;
+    }
+    const vkf_shader_code *shader = pick_shader(tile);
     if (!shader) {
-        vkf_logf(gpu->log, VKF_LOG_ERROR, "matmul: no %ux%u%s kernel compiled in",
-                 tile->tm, tile->tn, tile->lane_rows ? " cpu" : "");
+        vkf_logf(gpu->log, VKF_LOG_ERROR, "matmul: no %ux%u%s%s kernel compiled in",
+                 tile->tm, tile->tn, tile->lane_rows ? " cpu" : "",
+                 tile->tex ? " tex" : "");
         err = VKF_EUNSUPPORTED;
         goto fail;
     }
+    uint32_t gx, gy;
     if (tile->lane_rows) {
-        vec = K % 4 == 0 && pc.off_a % 4 == 0 && pc.off_b % 4 == 0;
-        extra[3] = vec;
         gx = vkf_div_up((uint64_t)N, tile->tn);
         gy = vkf_div_up((uint64_t)M, (uint64_t)tile->wg * tile->tm);
     } else {
         gx = vkf_div_up((uint64_t)N, (uint64_t)tile->wg * tile->tn);
         gy = vkf_div_up((uint64_t)M, tile->tm);
     }
-    VKF_TRY(vkf_op_pipeline(gpu, shader, slots, 4, extra, tile->lane_rows ? 6 : 7,
-                            sizeof(pc), &pipe));
-    VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
-        .op = "matmul", .pipe = pipe, .writes = {o}, .nwrites = 1,
+    vkf_dispatch d = {
+        .op = "matmul", .pipe = NULL, .writes = {o}, .nwrites = 1,
         .reads = {ac, bc, slots[3]}, .nreads = 3, .push = &pc,
-        .groups = {gx, gy, (uint32_t)batch_a}}));
+        .groups = {gx, gy, (uint32_t)batch_a},
+    };
+    if (tile->tex) {
+        /* Each path reads A and B either as scalars or as vec4s. */
+        bool a_vec = trans_b || tile->lane_rows, b_vec = trans_b || !tile->lane_rows;
+        bool h = ac->dtype == VKF_DTYPE_F16, hb = bc->dtype == VKF_DTYPE_F16;
+        d.texels[0] = ac;
+        d.texels[1] = bc;
+        d.texel_formats[0] = a_vec ? (h ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
+                                   : (h ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
+        d.texel_formats[1] = b_vec ? (hb ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
+                                   : (hb ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
+        d.ntexels = 2;
+    }
+    VKF_TRY(vkf_op_pipeline_tex(gpu, shader, slots, 4, extra, tile->lane_rows ? 6 : 7,
+                                d.ntexels, sizeof(pc), &pipe));
+    d.pipe = pipe;
+    VKF_TRY(vkf_gpu_dispatch(gpu, &d));
     *out = o;
     o = NULL;
 fail:

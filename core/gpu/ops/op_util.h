@@ -7,6 +7,20 @@
 
 /* Pipeline for `shader` with the tensor spec constants of `slots` (writes
  * first, as bound) followed by `extra` op constants from id 9. */
+static inline int vkf_op_pipeline_tex(vkf_gpu *gpu, const vkf_shader_code *shader,
+                                      vkf_tensor *const *slots, int nslots,
+                                      const uint32_t *extra, int nextra,
+                                      int ntexels, uint32_t push_size,
+                                      vkf_pipeline **out)
+{
+    uint32_t spec[VKF_MAX_SPEC];
+    int n = vkf_gpu_tensor_spec(gpu, slots, nslots, spec);
+    for (int i = 0; i < nextra; i++)
+        spec[n++] = extra[i];
+    return vkf_pipeline_get(gpu, shader, spec, n, nslots * VKF_MAX_CHUNKS,
+                            ntexels, push_size, out);
+}
+
 static inline int vkf_op_pipeline(vkf_gpu *gpu, const vkf_shader_code *shader,
                                   vkf_tensor *const *slots, int nslots,
                                   const uint32_t *extra, int nextra,
@@ -17,7 +31,7 @@ static inline int vkf_op_pipeline(vkf_gpu *gpu, const vkf_shader_code *shader,
     for (int i = 0; i < nextra; i++)
         spec[n++] = extra[i];
     return vkf_pipeline_get(gpu, shader, spec, n, nslots * VKF_MAX_CHUNKS,
-                            push_size, out);
+                            0, push_size, out);
 }
 
 static inline uint32_t vkf_div_up(uint64_t a, uint64_t b)

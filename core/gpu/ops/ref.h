@@ -29,6 +29,7 @@ typedef struct vkf_matmul_tile {
     uint32_t tm, tn, wg;
     bool no_bcast;                 /* disable the subgroup-broadcast path */
     bool lane_rows;                /* matmul_cpu.comp: lanes own rows */
+    bool tex;                      /* A, B via uniform texel buffers */
 } vkf_matmul_tile;
 
 typedef struct vkf_gpu vkf_gpu;
