@@ -180,8 +180,9 @@ static void put_value(vkf_sb *sb, const vkf_graph_input *in)
         break;
     case VKF_VAL_JSON:
         /* A constant array can only have come wrapped in __value__ (a bare
-         * array is a link or a bad link). */
-        if (!in->bad_link && v->u.s[0] == '[') {
+         * array is a link or a bad link); an object that itself has a
+         * __value__ key must be wrapped too or a reader would unwrap it. */
+        if (!in->bad_link && (v->u.s[0] == '[' || (v->u.s[0] == '{' && strstr(v->u.s, "\"__value__\"")))) {
             vkf_sb_puts(sb, "{\"__value__\": ");
             vkf_sb_puts(sb, v->u.s);
             vkf_sb_putc(sb, '}');

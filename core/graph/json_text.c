@@ -213,6 +213,26 @@ static int hex4(const char *s)
     return v;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (no overlongs, surrogates
+ * or code points above U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t avail)
+{
+    unsigned c = s[0];
+    size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (!n || n > avail)
+        return 0;
+    uint32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3F);
+    }
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
 static bool check_string(checker *c)
 {
     size_t start = c->pos++;
@@ -224,6 +244,13 @@ static bool check_string(checker *c)
         }
         if (ch < 0x20)
             return fail_at(c, c->pos, "control character in string");
+        if (ch >= 0x80) {
+            size_t n = utf8_len((const unsigned char *)c->s + c->pos, c->len - c->pos);
+            if (!n)
+                return fail_at(c, c->pos, "invalid UTF-8 in string");
+            c->pos += n;
+            continue;
+        }
         if (ch != '\\') {
             c->pos++;
             continue;

@@ -12,9 +12,10 @@
  *    bypassed nodes are not emitted, and links to nodes that were not
  *    emitted are removed.
  */
-#include <strings.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include "graph/load.h"
 
@@ -52,6 +53,7 @@ typedef struct conv {
     ulink *links;
     int nb_links;
     vkf_load_error *err;
+    uint64_t rng;          /* xorshift64 state for {a|b} choices */
 } conv;
 
 enum { MODE_NEVER = 2, MODE_BYPASS = 4 };
@@ -333,6 +335,179 @@ static int default_value(const vkf_input_def *in, vkf_value *v, bool *have)
     return 0;
 }
 
+/* ---- dynamic prompts -------------------------------------------------------
+ * The frontend's processDynamicPrompt (src/utils/formatUtil.ts), applied when
+ * a dynamicPrompts STRING widget is serialised: C comments are removed and
+ * every {a|b|c} (nestable, backslash escapes) is replaced by one option
+ * chosen at random; finally \{ \} \| lose their backslash. */
+
+#define MAX_DYN_DEPTH 64
+
+static uint64_t next_random(conv *c)
+{
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return c->rng;
+}
+
+/* JS `//.*` stops at \n, \r, U+2028 and U+2029. */
+static size_t line_end(const char *s)
+{
+    size_t i = 0;
+    while (s[i] && s[i] != '\n' && s[i] != '\r' &&
+           !((unsigned char)s[i] == 0xE2 && (unsigned char)s[i + 1] == 0x80 &&
+             ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)))
+        i++;
+    return i;
+}
+
+/* s.replace(/\/\*[\s\S]*?\*\/|\/\/.*\/g, '') */
+static void strip_comments(vkf_sb *out, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (s[i] == '/' && i + 1 < n && s[i + 1] == '*') {
+            const char *end = NULL;
+            for (size_t k = i + 2; k + 1 < n; k++)
+                if (s[k] == '*' && s[k + 1] == '/') {
+                    end = s + k + 2;
+                    break;
+                }
+            if (end) {
+                i = (size_t)(end - s);
+                continue;
+            }
+        }
+        if (s[i] == '/' && i + 1 < n && s[i + 1] == '/') {
+            i += line_end(s + i);
+            continue;
+        }
+        vkf_sb_putc(out, s[i++]);
+    }
+}
+
+static int dyn_prompt(conv *c, const char *src, size_t n, int depth, vkf_sb *out);
+
+/* Inside {...}: collect the options up to the matching '}' and expand one. */
+static int dyn_choice(conv *c, const char *s, size_t n, size_t *i, int depth, vkf_sb *out)
+{
+    size_t start = *i, chosen_start = 0, chosen_len = 0;
+    int nb_options = 0, level = 0;
+    vkf_sb opt = {0};
+    /* First pass: count the options. */
+    for (size_t k = start; k < n; k++) {
+        if (s[k] == '\\') {
+            k++;
+            continue;
+        }
+        if (s[k] == '{')
+            level++;
+        else if (s[k] == '}' && !level--)
+            break;
+        else if (s[k] == '|' && !level)
+            nb_options++;
+    }
+    nb_options++;
+    int pick = (int)(next_random(c) % (uint64_t)nb_options);
+    /* Second pass: keep the text of the chosen option. */
+    int index = 0;
+    level = 0;
+    chosen_start = start;
+    size_t k = start;
+    for (; k < n; k++) {
+        if (s[k] == '\\') {
+            k++;
+            continue;
+        }
+        if (s[k] == '{') {
+            level++;
+        } else if (s[k] == '}') {
+            if (!level)
+                break;
+            level--;
+        } else if (s[k] == '|' && !level) {
+            if (index == pick)
+                break;
+            index++;
+            chosen_start = k + 1;
+        }
+    }
+    chosen_len = (k < n ? k : n) - chosen_start;
+    if (chosen_len > n - chosen_start)
+        chosen_len = n - chosen_start;
+    /* Skip to after the closing brace. */
+    level = 0;
+    for (k = start; k < n; k++) {
+        if (s[k] == '\\') {
+            k++;
+            continue;
+        }
+        if (s[k] == '{')
+            level++;
+        else if (s[k] == '}' && !level--)
+            break;
+    }
+    *i = k < n ? k + 1 : n;
+    vkf_sb_putn(&opt, s + chosen_start, chosen_len);
+    int err = opt.failed ? VKF_ENOMEM : dyn_prompt(c, opt.buf ? opt.buf : "", opt.len, depth + 1, out);
+    vkf_sb_free(&opt);
+    return err;
+}
+
+static int dyn_prompt(conv *c, const char *src, size_t n, int depth, vkf_sb *out)
+{
+    if (depth > MAX_DYN_DEPTH)
+        return vkf_load_fail(c->err, VKF_EPARSE, "dynamic prompt nests {...} more than %d deep", MAX_DYN_DEPTH);
+    vkf_sb text = {0}, res = {0};
+    int err = 0;
+    strip_comments(&text, src, n);
+    const char *s = text.buf ? text.buf : "";
+    size_t len = text.len;
+    for (size_t i = 0; i < len && !err;) {
+        char ch = s[i++];
+        if (ch == '\\') {
+            vkf_sb_putc(&res, '\\');
+            if (i < len)
+                vkf_sb_putc(&res, s[i++]);
+        } else if (ch == '{') {
+            err = dyn_choice(c, s, len, &i, depth, &res);
+        } else {
+            vkf_sb_putc(&res, ch);
+        }
+    }
+    if (!err && (text.failed || res.failed))
+        err = VKF_ENOMEM;
+    for (size_t i = 0; !err && i < res.len; i++) {
+        if (res.buf[i] == '\\' && i + 1 < res.len && strchr("{}|", res.buf[i + 1]) && res.buf[i + 1])
+            i++;
+        vkf_sb_putc(out, res.buf[i]);
+    }
+    vkf_sb_free(&text);
+    vkf_sb_free(&res);
+    if (err == VKF_ENOMEM)
+        return oom(c);
+    return err;
+}
+
+static int process_dynamic_prompt(conv *c, vkf_value *v)
+{
+    if (v->kind != VKF_VAL_STRING || !strpbrk(v->u.s, "{/\\"))
+        return 0;
+    vkf_sb out = {0};
+    int err = dyn_prompt(c, v->u.s, strlen(v->u.s), 0, &out);
+    char *text;
+    if (err < 0) {
+        vkf_sb_free(&out);
+        return err;
+    }
+    if (vkf_sb_finish(&out, &text) < 0)
+        return oom(c);
+    vkf_free(v->u.s);
+    v->u.s = text;
+    return 0;
+}
+
 static int put_value(conv *c, vkf_graph_node *gn, const char *name, const cJSON *item,
                      const vkf_input_def *def)
 {
@@ -345,6 +520,10 @@ static int put_value(conv *c, vkf_graph_node *gn, const char *name, const cJSON 
         err = default_value(def, &in.value, &have);
         if (err == 0 && !have)
             return 0;
+    }
+    if (err == 0 && (def->flags & VKF_IN_DYNAMIC_PROMPTS) && (err = process_dynamic_prompt(c, &in.value)) < 0) {
+        vkf_graph_input_clear(&in);
+        return err;
     }
     if (err < 0 || vkf_graph_node_put(gn, name, &in) < 0) {
         vkf_graph_input_clear(&in);
@@ -492,6 +671,11 @@ out:
 int vkf_ui_convert(const cJSON *root, const vkf_registry *reg, vkf_graph *g, vkf_load_error *err)
 {
     conv c = {.err = err};
+    struct timespec ts = {0};
+    timespec_get(&ts, TIME_UTC);
+    c.rng = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&c;
+    if (!c.rng)
+        c.rng = 0x9E3779B97F4A7C15u;
     int ret;
     const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
     const cJSON *links = cJSON_GetObjectItemCaseSensitive(root, "links");

@@ -105,6 +105,17 @@ static void test_api(void)
     vkf_graph_free(&g2);
     vkf_graph_free(&g);
     CHECK(g == NULL);
+
+    /* ComfyUI unwraps __value__ once: a wrapped object holding __value__
+     * stays wrapped on output (fuzzer regression). */
+    g = load("{\"1\": {\"class_type\": \"X\", \"inputs\": {\"v\": {\"__value__\": {\"__value__\": [1]}}}}}", &err);
+    in = g ? input(g, "1", "v") : NULL;
+    CHECK(in && in->value.kind == VKF_VAL_JSON && !strcmp(in->value.u.s, "{\"__value__\":[1]}"));
+    a = NULL;
+    CHECK(g && vkf_graph_to_json(g, &a, false) == 0);
+    CHECK(a && strstr(a, "{\"__value__\": {\"__value__\":[1]}}"));
+    vkf_free(a);
+    vkf_graph_free(&g);
     vkf_load_error_clear(&err);
 }
 
@@ -165,6 +176,9 @@ static void test_errors(void)
         {"{\"\xc3\xa9\": [1 2]}", 1, 10},
         {"{\"a\": \"\\ud800\"}", 1, 8},
         {"[NaN]", 1, 2},
+        {"{\"a\": \"\xff\"}", 1, 8},
+        {"{\"a\": \"\xc0\xaf\"}", 1, 8},
+        {"{\"a\": \"\xed\xa0\x80\"}", 1, 8},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         g = load(cases[i].text, &err);

@@ -279,6 +279,23 @@ static void test_modes(void)
     vkf_load_error_clear(&err);
 }
 
+/* dynamicPrompts strings: comments removed, {a|b} choices made. */
+static void test_dynamic_prompts(void)
+{
+    vkf_load_error err = {0};
+    vkf_graph *g = NULL;
+    int r = convert("{'nodes': [{'id': 1, 'type': 'CLIPTextEncode', 'widgets_values':"
+                    " ['a /* block */cat // line\\n{red|red} \\\\{x\\\\} {b{c|c}|b{c|c}}/* open']},"
+                    " {'id': 2, 'type': 'SaveImage', 'widgets_values': ['{a|b} // kept']}], 'links': []}",
+                    &g, &err);
+    CHECK_INT(r, 0);
+    CHECK(is_str(g, "1", "text", "a cat \nred {x} bc/* open"));
+    /* Only dynamicPrompts widgets are rewritten. */
+    CHECK(is_str(g, "2", "filename_prefix", "{a|b} // kept"));
+    vkf_graph_free(&g);
+    vkf_load_error_clear(&err);
+}
+
 static void test_unknown_and_unsupported(void)
 {
     vkf_load_error err = {0};
@@ -447,6 +464,7 @@ int main(void)
     test_widgets();
     test_links();
     test_modes();
+    test_dynamic_prompts();
     test_unknown_and_unsupported();
     test_examples();
     CHECK_INT(vkf_alloc_live(), live);
