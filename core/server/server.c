@@ -558,16 +558,17 @@ static int http_request(vkf_server *srv, struct lws *wsi, pss *s, const char *ur
         path += 4;
     if (!(s->path = vkf_strdup(path)) || collect_query(wsi, s) < 0)
         return -1;
-    if (!authorized(srv, wsi, query_get(s, "token")))
-        return respond_error(srv, wsi, s, 401, "unauthorized",
-                             "Missing or wrong token (Authorization: Bearer or ?token=)");
-    if (!origin_allowed(srv, wsi))
-        return respond_error(srv, wsi, s, 403, "forbidden", "Origin does not match Host");
+    /* CORS preflights carry no credentials. */
     if (!strcmp(s->method, "OPTIONS")) {
         if (vkf_http_json(&s->resp, 200, cJSON_CreateObject()) < 0)
             return -1;
         return start_response(srv, wsi, s);
     }
+    if (!authorized(srv, wsi, query_get(s, "token")))
+        return respond_error(srv, wsi, s, 401, "unauthorized",
+                             "Missing or wrong token (Authorization: Bearer or ?token=)");
+    if (!origin_allowed(srv, wsi))
+        return respond_error(srv, wsi, s, 403, "forbidden", "Origin does not match Host");
     bool has_body = !strcmp(s->method, "POST") || !strcmp(s->method, "PUT") ||
                     !strcmp(s->method, "PATCH");
     if (has_body) {
@@ -577,10 +578,17 @@ static int http_request(vkf_server *srv, struct lws *wsi, pss *s, const char *ur
         bool chunked = te && strcasestr(te, "chunked");
         vkf_free(cl);
         vkf_free(te);
-        if (len > srv->app->p.max_body_bytes) {
-            s->close_after = true;
-            return respond_error(srv, wsi, s, 413, "body_too_large",
-                                 "The request body is larger than the server accepts");
+        int64_t max = srv->app->p.max_body_bytes;
+        if (len > max) {
+            /* A body somewhat too large is read and dropped so that the
+             * client, still sending, sees the 413; a huge one is cut off. */
+            if (len > 2 * max) {
+                s->close_after = true;
+                return respond_error(srv, wsi, s, 413, "body_too_large",
+                                     "The request body is larger than the server accepts");
+            }
+            s->too_large = true;
+            return 0;
         }
         if (!strcmp(s->method, "POST") &&
             (!strcmp(s->path, "/upload/image") || !strcmp(s->path, "/upload/mask"))) {

@@ -1,0 +1,271 @@
+"""Shared helpers of the server tests: start `vkflow serve` on a free
+loopback port, plain HTTP requests, and a minimal websocket client written
+on top of socket (stdlib only)."""
+import base64
+import http.client
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+HOST = "127.0.0.1"
+
+
+class Checker:
+    def __init__(self, name):
+        self.name, self.failures, self.checks = name, 0, 0
+
+    def __call__(self, cond, what):
+        self.checks += 1
+        if not cond:
+            self.failures += 1
+            print("FAIL:", what, file=sys.stderr, flush=True)
+        return cond
+
+    def done(self):
+        print(f"{self.name}: {self.checks} checks, {self.failures} failed", file=sys.stderr)
+        print(f"{self.checks - self.failures} passed, {self.failures} failed")
+        sys.exit(1 if self.failures else 0)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """`vkflow serve` in a temporary directory with input/output/temp/models."""
+
+    def __init__(self, exe, *extra, root=None):
+        self.root = root or tempfile.mkdtemp(prefix="vkf-srv-")
+        for d in ("input", "output", "temp", "models/checkpoints", "models/embeddings"):
+            os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        self.stderr_lines = []
+        for _attempt in range(5):
+            self.port = free_port()
+            args = [exe, "--port", str(self.port),
+                    "--input", os.path.join(self.root, "input"),
+                    "--output", os.path.join(self.root, "output"),
+                    "--temp", os.path.join(self.root, "temp"),
+                    "--models", os.path.join(self.root, "models"), *extra]
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         text=True)
+            ready = threading.Event()
+
+            def pump(proc=self.proc, ready=ready):
+                for line in proc.stderr:
+                    self.stderr_lines.append(line)
+                    if "listening on" in line:
+                        ready.set()
+                ready.set()
+
+            threading.Thread(target=pump, daemon=True).start()
+            ready.wait(20)
+            if self.proc.poll() is None:
+                return
+        raise RuntimeError("server did not start:\n" + "".join(self.stderr_lines))
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    def stop(self, sig=15, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+
+
+def request(port, method, path, body=None, headers=None, timeout=30):
+    """Returns (status, headers dict (lower-case), body bytes)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    hdrs = dict(headers or {})
+    if body is not None and "Content-Type" not in hdrs:
+        hdrs["Content-Type"] = "application/json"
+    conn.request(method, path, body=body, headers=hdrs)
+    r = conn.getresponse()
+    data = r.read()
+    out = (r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    conn.close()
+    return out
+
+
+def get_json(port, path, **kw):
+    status, _, data = request(port, "GET", path, **kw)
+    return status, (json.loads(data) if data else None)
+
+
+def post_json(port, path, obj, **kw):
+    status, _, data = request(port, "POST", path, obj, **kw)
+    try:
+        return status, json.loads(data) if data else None
+    except ValueError:
+        return status, data
+
+
+def multipart(fields, files):
+    """fields: {name: value}; files: {name: (filename, bytes)}."""
+    boundary = "vkfboundary" + os.urandom(8).hex()
+    out = []
+    for k, v in fields.items():
+        out.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n".encode())
+    for k, (fn, data) in files.items():
+        out.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{fn}\"\r\n"
+                   f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    out.append(f"--{boundary}--\r\n".encode())
+    return b"".join(out), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+class WSClosed(Exception):
+    pass
+
+
+class WS:
+    """A websocket client: text frames as parsed JSON, binary as bytes."""
+
+    def __init__(self, port, client_id=None, query="", headers=None, timeout=10):
+        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        q = {}
+        if client_id is not None:
+            q["clientId"] = client_id
+        qs = urllib.parse.urlencode(q)
+        if query:
+            qs = qs + ("&" if qs else "") + query
+        key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        req = (f"GET /ws{'?' + qs if qs else ''} HTTP/1.1\r\nHost: {HOST}:{port}\r\n"
+               f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: 13\r\n{extra}\r\n")
+        self.sock.sendall(req.encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise WSClosed("closed during handshake")
+            buf += chunk
+        head, self.buf = buf.split(b"\r\n\r\n", 1)
+        self.status = int(head.split(b" ")[1])
+        if self.status != 101:
+            raise WSClosed(f"handshake refused: {head[:60]!r}")
+        self.sid = None
+
+    def _read(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                raise TimeoutError
+            if not chunk:
+                raise WSClosed("connection closed")
+            self.buf += chunk
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def recv(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        payload, opcode0 = b"", None
+        while True:
+            b0, b1 = self._read(2, deadline)
+            fin, opcode, ln = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+            if ln == 126:
+                ln = struct.unpack(">H", self._read(2, deadline))[0]
+            elif ln == 127:
+                ln = struct.unpack(">Q", self._read(8, deadline))[0]
+            data = self._read(ln, deadline)
+            if opcode == 8:
+                raise WSClosed("close frame")
+            if opcode == 9:
+                self._send(10, data)
+                continue
+            if opcode == 10:
+                continue
+            if opcode0 is None:
+                opcode0 = opcode
+            payload += data
+            if fin:
+                break
+        if opcode0 == 1:
+            msg = json.loads(payload.decode())
+            if msg.get("type") == "status" and "sid" in msg.get("data", {}):
+                self.sid = msg["data"]["sid"]
+            return msg
+        return payload
+
+    def _send(self, opcode, data):
+        mask = os.urandom(4)
+        hdr = bytes([0x80 | opcode])
+        n = len(data)
+        if n < 126:
+            hdr += bytes([0x80 | n])
+        elif n < 65536:
+            hdr += bytes([0x80 | 126]) + struct.pack(">H", n)
+        else:
+            hdr += bytes([0x80 | 127]) + struct.pack(">Q", n)
+        self.sock.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def send_json(self, obj):
+        self._send(1, json.dumps(obj).encode())
+
+    def drain(self, seconds):
+        """Every message that arrives within `seconds`."""
+        out, end = [], time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return out
+            try:
+                out.append(self.recv(left))
+            except TimeoutError:
+                return out
+
+    def until(self, pred, timeout=20):
+        """Messages up to and including the first one pred() accepts."""
+        out, end = [], time.monotonic() + timeout
+        while True:
+            m = self.recv(max(0.01, end - time.monotonic()))
+            out.append(m)
+            if pred(m):
+                return out
+
+    def close(self):
+        try:
+            self._send(8, b"\x03\xe8")
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def finished(prompt_id):
+    """The "prompt finished" signal: executing with node null."""
+    return lambda m: (isinstance(m, dict) and m.get("type") == "executing"
+                      and m["data"].get("node") is None and m["data"].get("prompt_id") == prompt_id)
+
+
+def text_prompt(text, out_id="2"):
+    return {"1": {"class_type": "PrimitiveString", "inputs": {"value": text}},
+            out_id: {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+
+
+def slow_prompt(steps, ms):
+    """Slow and interruptible; vary steps or ms to dodge the cache."""
+    return {"1": {"class_type": "TestSlowSteps", "inputs": {"steps": steps, "ms_per_step": ms}},
+            "3": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
