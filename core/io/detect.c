@@ -41,18 +41,27 @@ static bool has_prefix(const vkf_weights *w, const char *prefix)
     return vkf_weights_find_prefix(w, prefix) >= 0;
 }
 
-/* Number of distinct N in "<prefix>N." keys (N < 1000). */
+/* 1 + the largest N of "<prefix><stem>N." keys (0 if none). */
 static int count_indices(const det *d, const char *stem)
 {
     char buf[512];
-    int n = 0;
-    for (int i = 0; i < 1000; i++) {
-        snprintf(buf, sizeof(buf), "%s%s%d.", d->p, stem, i);
-        if (!has_prefix(d->w, buf))
+    snprintf(buf, sizeof(buf), "%s%s", d->p, stem);
+    size_t bl = strlen(buf);
+    int n = vkf_weights_count(d->w), best = -1;
+    for (int i = vkf_weights_find_prefix(d->w, buf); i >= 0 && i < n; i++) {
+        const char *name = vkf_weights_at(d->w, i)->name;
+        if (strncmp(name, buf, bl))
             break;
-        n++;
+        const char *p = name + bl;
+        int v = 0, digits = 0;
+        while (*p >= '0' && *p <= '9' && digits < 6) {
+            v = v * 10 + (*p++ - '0');
+            digits++;
+        }
+        if (digits && *p == '.' && v > best)
+            best = v;
     }
-    return n;
+    return best + 1;
 }
 
 /* Any key containing needle (linear scan). */

@@ -323,12 +323,18 @@ static int parse_file(wt_file *f, vkf_weights_format *format)
         *format = VKF_WEIGHTS_PICKLE;
         return vkf_pickle_parse(f);
     }
-    if (f->size >= 2 && f->base[0] == 0x80 && f->base[1] <= 5)
+    /* Before the pickle check: a header length of 0x180 + k * 0x10000
+     * starts with the bytes of a pickle PROTO opcode. */
+    if (is_safetensors(f->base, f->size)) {
+        *format = VKF_WEIGHTS_SAFETENSORS;
+        return vkf_safetensors_parse(f);
+    }
+    if (f->size >= 2 && f->base[0] == 0x80 && f->base[1] >= 2 && f->base[1] <= 5)
         return wt_fail(f, VKF_EUNSUPPORTED,
                        "legacy (pre-1.6, non-zip) torch.save format is not "
                        "supported; re-save it with a current PyTorch or convert it "
                        "to safetensors");
-    if (is_safetensors(f->base, f->size) || (f->path && has_suffix(f->path, ".safetensors"))) {
+    if (f->path && has_suffix(f->path, ".safetensors")) {
         *format = VKF_WEIGHTS_SAFETENSORS;
         return vkf_safetensors_parse(f);
     }
@@ -731,6 +737,12 @@ fail:
 int vkf_weights_open_memory(const void *data, size_t size, const char *name,
                             vkf_weights **out, const vkf_log *log)
 {
+    return wt_open_memory_as(data, size, name, WT_READER_AUTO, out, log);
+}
+
+int wt_open_memory_as(const void *data, size_t size, const char *name, wt_reader reader,
+                      vkf_weights **out, const vkf_log *log)
+{
     vkf_weights *w = NULL;
     wt_file *f;
     int err;
@@ -740,7 +752,15 @@ int vkf_weights_open_memory(const void *data, size_t size, const char *name,
     VKF_CHECK_ALLOC(f->path = vkf_strdup(name ? name : "(memory)"));
     f->base = data;
     f->size = size;
-    VKF_TRY(parse_file(f, &w->format));
+    if (reader == WT_READER_SAFETENSORS) {
+        w->format = VKF_WEIGHTS_SAFETENSORS;
+        VKF_TRY(vkf_safetensors_parse(f));
+    } else if (reader == WT_READER_PICKLE) {
+        w->format = VKF_WEIGHTS_PICKLE;
+        VKF_TRY(vkf_pickle_parse(f));
+    } else {
+        VKF_TRY(parse_file(f, &w->format));
+    }
     VKF_TRY(build_index(w));
     *out = w;
     return 0;
@@ -899,13 +919,28 @@ int vkf_weights_to_f32(vkf_weights *w, const vkf_weight_info *t, float *dst)
         return err;
     size_t es = vkf_wdtype_size(t->dtype);
     const uint8_t *p = src;
-    if (t->dtype == VKF_WDT_F32) {
+    uint16_t h;
+    switch (t->dtype) {
+    case VKF_WDT_F32:
         if (size)
             memcpy(dst, p, size);
-        return 0;
+        break;
+    case VKF_WDT_F16: /* the common case gets its own loop */
+        for (int64_t i = 0; i < t->numel; i++) {
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = vkf_f16_to_f32(h);
+        }
+        break;
+    case VKF_WDT_BF16:
+        for (int64_t i = 0; i < t->numel; i++) {
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = vkf_bf16_to_f32(h);
+        }
+        break;
+    default:
+        for (int64_t i = 0; i < t->numel; i++)
+            dst[i] = elem_f32(t->dtype, p + (size_t)i * es);
     }
-    for (int64_t i = 0; i < t->numel; i++)
-        dst[i] = elem_f32(t->dtype, p + (size_t)i * es);
     return 0;
 }
 
