@@ -185,6 +185,11 @@ int vkf_ksampler_sigmas(const vkf_model_sampling *ms, vkf_scheduler s, int steps
                         double denoise, bool discard_penultimate,
                         float **out, int *count);
 
+/* BasicScheduler: like KSampler but the threshold is denoise < 1.0 and the
+ * result is always cut to its last steps + 1 values. */
+int vkf_basic_scheduler_sigmas(const vkf_model_sampling *ms, vkf_scheduler s, int steps,
+                               double denoise, float **out, int *count);
+
 /* Custom-sampling scheduler nodes.  out must hold n + 1 floats (n >= 1). */
 void vkf_sigmas_karras(int n, double sigma_min, double sigma_max, double rho, float *out);
 void vkf_sigmas_exponential(int n, double sigma_min, double sigma_max, float *out);

@@ -1,0 +1,83 @@
+/*
+ * Private: scalar versions of the few torch CPU ops that ComfyUI's sigma code
+ * runs, rounded the way torch rounds them (see docs/sampling.md).
+ */
+#ifndef VKF_SAMPLING_TORCH_OPS_H
+#define VKF_SAMPLING_TORCH_OPS_H
+
+#include <math.h>
+#include <stdint.h>
+
+/* torch.linspace(start, end, steps) in float32 / float64 on CPU: steps == 1
+ * gives start; otherwise the first half counts up from start and the second
+ * half down from end (RangeFactoriesKernel.cpp, scalar loop). */
+static inline void torch_linspace_f32(float start, float end, int64_t steps, float *out)
+{
+    if (steps == 1) {
+        out[0] = start;
+        return;
+    }
+    float step = (end - start) / (float)(steps - 1);
+    int64_t halfway = steps / 2;
+    for (int64_t i = 0; i < steps; i++)
+        out[i] = i < halfway ? start + step * (float)i : end - step * (float)(steps - i - 1);
+}
+
+static inline void torch_linspace_f64(double start, double end, int64_t steps, double *out)
+{
+    if (steps == 1) {
+        out[0] = start;
+        return;
+    }
+    double step = (end - start) / (double)(steps - 1);
+    int64_t halfway = steps / 2;
+    for (int64_t i = 0; i < steps; i++)
+        out[i] = i < halfway ? start + step * (double)i : end - step * (double)(steps - i - 1);
+}
+
+/* tensor ** exponent for float32 (Pow.cpp special cases, then powf). */
+static inline float torch_pow_f32(float x, double exponent)
+{
+    if (exponent == 0.0)
+        return 1.0f;
+    if (exponent == 1.0)
+        return x;
+    if (exponent == 2.0)
+        return x * x;
+    if (exponent == 3.0)
+        return x * x * x;
+    if (exponent == 0.5)
+        return sqrtf(x);
+    if (exponent == -0.5)
+        return 1.0f / sqrtf(x);
+    if (exponent == -1.0)
+        return 1.0f / x;
+    if (exponent == -2.0)
+        return 1.0f / (x * x);
+    return powf(x, (float)exponent);
+}
+
+/* numpy.linspace(start, stop, num, endpoint) in float64. */
+static inline void numpy_linspace(double start, double stop, int num, int endpoint, double *out)
+{
+    int div = endpoint ? num - 1 : num;
+    double delta = stop - start;
+    if (div > 0) {
+        double step = delta / div;
+        for (int i = 0; i < num; i++)
+            out[i] = step == 0.0 ? (double)i / div * delta + start : (double)i * step + start;
+    } else {
+        for (int i = 0; i < num; i++)
+            out[i] = (double)i * delta + start;
+    }
+    if (endpoint && num > 1)
+        out[num - 1] = stop;
+}
+
+/* Python's round() / numpy.rint: half to even (default rounding mode). */
+static inline double round_half_even(double x)
+{
+    return nearbyint(x);
+}
+
+#endif

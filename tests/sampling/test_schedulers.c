@@ -1,0 +1,312 @@
+/*
+ * Model sampling tables and every scheduler against the goldens.
+ *
+ * Tolerance: each float32 sigma within 1e-6 relative of ComfyUI's (or both
+ * exactly 0 / both NaN), with the same count.  The test also counts how many
+ * values are bit-identical and prints the largest relative error seen, so a
+ * drift shows even while it stays inside the tolerance.
+ */
+#include <vkflow/sampling.h>
+
+#include "../test.h"
+#include "golden.h"
+
+#define REL_TOL 1e-6
+
+static double max_rel;
+static long n_values, n_exact;
+
+/* per node/scheduler tallies, printed at the end */
+#define MAX_KINDS 64
+static struct {
+    char name[64];
+    long values, exact;
+    double max_rel;
+} kinds[MAX_KINDS];
+static int n_kinds, cur_kind = -1;
+
+static void set_kind(const char *name)
+{
+    for (cur_kind = 0; cur_kind < n_kinds; cur_kind++)
+        if (!strcmp(kinds[cur_kind].name, name))
+            return;
+    if (n_kinds == MAX_KINDS) {
+        cur_kind = -1;
+        return;
+    }
+    snprintf(kinds[n_kinds].name, sizeof(kinds[0].name), "%s", name);
+    cur_kind = n_kinds++;
+}
+
+static int close_enough(double want, double got)
+{
+    n_values++;
+    if (cur_kind >= 0)
+        kinds[cur_kind].values++;
+    if ((isnan(want) && isnan(got)) || want == got) {
+        n_exact++;
+        if (cur_kind >= 0)
+            kinds[cur_kind].exact++;
+        return 1;
+    }
+    if (isnan(want) || isnan(got))
+        return 0;
+    double rel = fabs(got - want) / fmax(fabs(want), 1e-30);
+    if (rel > max_rel)
+        max_rel = rel;
+    if (cur_kind >= 0 && rel > kinds[cur_kind].max_rel)
+        kinds[cur_kind].max_rel = rel;
+    return rel <= REL_TOL;
+}
+
+static int compare_list(const cJSON *want, const float *got, int count, const char *what)
+{
+    int n = cJSON_GetArraySize(want), bad = 0;
+    if (n != count) {
+        fprintf(stderr, "%s: %d sigmas, want %d\n", what, count, n);
+        return 1;
+    }
+    int i = 0;
+    for (const cJSON *w = want->child; w; w = w->next, i++) {
+        /* goldens hold the shortest decimal of each float32 */
+        double wv = cJSON_IsNumber(w) ? (float)w->valuedouble : NAN;
+        if (!close_enough(wv, got[i])) {
+            fprintf(stderr, "%s: [%d] %.9g, want %.9g\n", what, i, (double)got[i], wv);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static vkf_model_sampling *make_model(const char *name)
+{
+    vkf_model_sampling *ms = NULL;
+    if (!strcmp(name, "sd1"))
+        vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000);
+    else if (!strcmp(name, "sd3"))
+        vkf_model_sampling_flow(&ms, 3.0, 1000.0);
+    else if (!strcmp(name, "auraflow"))
+        vkf_model_sampling_flow(&ms, 1.73, 1.0);
+    else if (!strcmp(name, "flux"))
+        vkf_model_sampling_flux(&ms, 1.15);
+    return ms;
+}
+
+static void check_tables(const cJSON *tables)
+{
+    for (const cJSON *t = tables->child; t; t = t->next) {
+        vkf_model_sampling *ms = make_model(t->string);
+        CHECK(ms != NULL);
+        if (!ms)
+            continue;
+        CHECK(ms->count == cJSON_GetObjectItem(t, "count")->valueint);
+        uint64_t want = strtoull(cJSON_GetObjectItem(t, "fnv1a64")->valuestring, NULL, 16);
+        bool table_exact = fnv1a64_f32(ms->sigmas, (size_t)ms->count) == want;
+        fprintf(stderr, "%s: sigma table %s\n", t->string,
+                table_exact ? "bit-identical" : "differs (checked by tolerance)");
+        const cJSON *idx = cJSON_GetObjectItem(t, "index");
+        const cJSON *sig = cJSON_GetObjectItem(t, "sigmas");
+        const cJSON *lsig = cJSON_GetObjectItem(t, "log_sigmas");
+        const cJSON *s = sig->child, *l = lsig ? lsig->child : NULL;
+        for (const cJSON *i = idx->child; i; i = i->next, s = s->next) {
+            CHECK(close_enough((float)s->valuedouble, ms->sigmas[i->valueint]));
+            if (l) {
+                CHECK(close_enough((float)l->valuedouble, ms->log_sigmas[i->valueint]));
+                l = l->next;
+            }
+        }
+        if (ms->log_sigmas) {
+            uint64_t lw = strtoull(cJSON_GetObjectItem(t, "log_fnv1a64")->valuestring, NULL, 16);
+            fprintf(stderr, "%s: log-sigma table %s\n", t->string,
+                    fnv1a64_f32(ms->log_sigmas, (size_t)ms->count) == lw ? "bit-identical" : "differs");
+        }
+        for (const cJSON *p = cJSON_GetObjectItem(t, "sigma_at")->child; p; p = p->next) {
+            double tv = p->child->valuedouble, want_s = p->child->next->valuedouble;
+            CHECK(close_enough(want_s, vkf_model_sampling_sigma(ms, (float)tv)));
+        }
+        for (const cJSON *p = cJSON_GetObjectItem(t, "timestep_of")->child; p; p = p->next) {
+            double sv = p->child->valuedouble, want_t = p->child->next->valuedouble;
+            CHECK(close_enough(want_t, vkf_model_sampling_timestep(ms, (float)sv)));
+        }
+        for (const cJSON *p = cJSON_GetObjectItem(t, "percent_to_sigma")->child; p; p = p->next) {
+            double pv = p->child->valuedouble, want_p = p->child->next->valuedouble;
+            CHECK(close_enough(want_p, vkf_model_sampling_percent_to_sigma(ms, pv)));
+        }
+        vkf_model_sampling_destroy(&ms);
+        CHECK(ms == NULL);
+    }
+}
+
+static char kind_name_buf[64];
+
+static double num(const cJSON *c, const char *key)
+{
+    return cJSON_GetObjectItem(c, key)->valuedouble;
+}
+
+static void check_case(const cJSON *c, vkf_model_sampling **models, const char **names, int n_models)
+{
+    const char *node = cJSON_GetObjectItem(c, "node")->valuestring;
+    const cJSON *want = cJSON_GetObjectItem(c, "sigmas");
+    const cJSON *model = cJSON_GetObjectItem(c, "model");
+    const vkf_model_sampling *ms = NULL;
+    for (int i = 0; model && i < n_models; i++)
+        if (!strcmp(names[i], model->valuestring))
+            ms = models[i];
+    int steps = (int)num(c, "steps");
+    float fixed[128];
+    float *got = NULL;
+    int count = 0, err = 0;
+    char what[256];
+    const cJSON *sched = cJSON_GetObjectItem(c, "scheduler");
+    snprintf(what, sizeof(what), "%s %s %s steps %d", node, model ? model->valuestring : "",
+             sched ? sched->valuestring : "", steps);
+    snprintf(kind_name_buf, sizeof(kind_name_buf), "%s%s%s", node, sched ? " " : "",
+             sched ? sched->valuestring : "");
+    set_kind(kind_name_buf);
+
+    if (!strcmp(node, "KSampler") || !strcmp(node, "BasicScheduler")) {
+        vkf_scheduler s;
+        CHECK(vkf_scheduler_from_name(cJSON_GetObjectItem(c, "scheduler")->valuestring, &s) == 0);
+        if (!strcmp(node, "KSampler"))
+            err = vkf_ksampler_sigmas(ms, s, steps, num(c, "denoise"),
+                                      cJSON_IsTrue(cJSON_GetObjectItem(c, "discard_penultimate")),
+                                      &got, &count);
+        else
+            err = vkf_basic_scheduler_sigmas(ms, s, steps, num(c, "denoise"), &got, &count);
+        CHECK(err == 0);
+        CHECK(compare_list(want, got, count, what) == 0);
+        vkf_free(got);
+        return;
+    }
+    if (!strcmp(node, "BetaSamplingScheduler")) {
+        err = vkf_sigmas_beta(ms, steps, num(c, "alpha"), num(c, "beta"), &got, &count);
+        CHECK(err == 0);
+        CHECK(compare_list(want, got, count, what) == 0);
+        vkf_free(got);
+        return;
+    }
+    if (!strcmp(node, "KarrasScheduler")) {
+        vkf_sigmas_karras(steps, num(c, "sigma_min"), num(c, "sigma_max"), num(c, "rho"), fixed);
+        count = steps + 1;
+    } else if (!strcmp(node, "ExponentialScheduler")) {
+        vkf_sigmas_exponential(steps, num(c, "sigma_min"), num(c, "sigma_max"), fixed);
+        count = steps + 1;
+    } else if (!strcmp(node, "PolyexponentialScheduler")) {
+        vkf_sigmas_polyexponential(steps, num(c, "sigma_min"), num(c, "sigma_max"), num(c, "rho"),
+                                   fixed);
+        count = steps + 1;
+    } else if (!strcmp(node, "SDTurboScheduler")) {
+        vkf_sigmas_sd_turbo(ms, steps, num(c, "denoise"), fixed, &count);
+    } else if (!strcmp(node, "AlignYourStepsScheduler")) {
+        const char *type = cJSON_GetObjectItem(c, "model_type")->valuestring;
+        vkf_ays_model m = !strcmp(type, "SD1") ? VKF_AYS_SD1 : !strcmp(type, "SDXL") ? VKF_AYS_SDXL
+                                                                                    : VKF_AYS_SVD;
+        vkf_sigmas_align_your_steps(m, steps, num(c, "denoise"), fixed, &count);
+    } else {
+        fprintf(stderr, "unknown node %s\n", node);
+        CHECK(0);
+        return;
+    }
+    CHECK(compare_list(want, fixed, count, what) == 0);
+}
+
+static void check_split_flip(void)
+{
+    int hc, lo, lc;
+    vkf_split_sigmas(11, 0, &hc, &lo, &lc);
+    CHECK(hc == 1 && lo == 0 && lc == 11);
+    vkf_split_sigmas(11, 4, &hc, &lo, &lc);
+    CHECK(hc == 5 && lo == 4 && lc == 7);
+    vkf_split_sigmas(11, 30, &hc, &lo, &lc);
+    CHECK(hc == 11 && lo == 11 && lc == 0);
+
+    vkf_split_sigmas_denoise(21, 1.0, &hc, &lo, &lc);   /* total 20 */
+    CHECK(hc == 1 && lo == 0 && lc == 21);
+    vkf_split_sigmas_denoise(21, 0.5, &hc, &lo, &lc);   /* total 10 */
+    CHECK(hc == 11 && lo == 10 && lc == 11);
+    vkf_split_sigmas_denoise(21, 0.0, &hc, &lo, &lc);   /* sigmas[:-0] is empty */
+    CHECK(hc == 0 && lo == 20 && lc == 1);
+    vkf_split_sigmas_denoise(5, 0.625, &hc, &lo, &lc);  /* round(2.5) = 2 */
+    CHECK(hc == 3 && lo == 2 && lc == 3);
+    vkf_split_sigmas_denoise(0, 0.5, &hc, &lo, &lc);
+    CHECK(hc == 0 && lo == 0 && lc == 0);
+
+    float s[4] = {3.0f, 2.0f, 1.0f, 0.0f};
+    vkf_flip_sigmas(s, 4);
+    CHECK(s[0] == 0.0001f && s[1] == 1.0f && s[2] == 2.0f && s[3] == 3.0f);
+    float one[1] = {5.0f};
+    vkf_flip_sigmas(one, 1);
+    CHECK(one[0] == 5.0f);
+    vkf_flip_sigmas(NULL, 0);
+
+    vkf_scheduler sc;
+    CHECK(vkf_scheduler_from_name("kl_optimal", &sc) == 0 && sc == VKF_SCHEDULER_KL_OPTIMAL);
+    CHECK(vkf_scheduler_from_name("nope", &sc) == VKF_ENOTFOUND);
+    CHECK(!strcmp(vkf_scheduler_name(VKF_SCHEDULER_SIMPLE), "simple"));
+    CHECK(vkf_scheduler_name(VKF_SCHEDULER_COUNT) == NULL);
+}
+
+static void check_errors(void)
+{
+    vkf_model_sampling *ms = NULL;
+    float *out = (float *)1;
+    int count = -1;
+    long live = vkf_alloc_live();
+    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1) == VKF_EINVAL);
+    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_FLOW, 0.00085, 0.012, 1000) == VKF_EINVAL);
+    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_V, 0.00085, 0.012, 1000) == 0);
+    CHECK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_SIMPLE, 0, &out, &count) == VKF_EINVAL);
+    CHECK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_COUNT, 5, &out, &count) == VKF_EINVAL);
+    CHECK(vkf_ksampler_sigmas(ms, VKF_SCHEDULER_SIMPLE, 5, 0.0, false, &out, &count) == 0);
+    CHECK(out == NULL && count == 0);
+
+    for (int s = 0; s < VKF_SCHEDULER_COUNT; s++) {
+        vkf_alloc_fail_at(0);
+        CHECK(vkf_ksampler_sigmas(ms, (vkf_scheduler)s, 5, 1.0, false, &out, &count) == VKF_ENOMEM);
+        vkf_alloc_fail_at(-1);
+    }
+    vkf_alloc_fail_at(1);
+    CHECK(vkf_model_sampling_flow(&ms, 3.0, 1000.0) == VKF_ENOMEM || ms != NULL);
+    vkf_alloc_fail_at(-1);
+    vkf_model_sampling_destroy(&ms);
+    for (int fail = 0; fail < 3; fail++) {
+        vkf_alloc_fail_at(fail);
+        CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000) ==
+              VKF_ENOMEM);
+        CHECK(ms == NULL);
+    }
+    vkf_alloc_fail_at(-1);
+    CHECK(vkf_alloc_live() == live);
+    vkf_model_sampling_destroy(&ms);
+    vkf_model_sampling_destroy(NULL);
+}
+
+int main(void)
+{
+    cJSON *golden = golden_load("sampling_schedulers.json");
+    if (!golden)
+        return 77;
+    check_tables(cJSON_GetObjectItem(golden, "tables"));
+
+    const char *names[] = {"sd1", "sd3", "auraflow", "flux"};
+    vkf_model_sampling *models[4];
+    for (int i = 0; i < 4; i++)
+        models[i] = make_model(names[i]);
+    int n_cases = 0;
+    for (const cJSON *c = cJSON_GetObjectItem(golden, "cases")->child; c; c = c->next, n_cases++)
+        check_case(c, models, names, 4);
+    for (int i = 0; i < 4; i++)
+        vkf_model_sampling_destroy(&models[i]);
+
+    cur_kind = -1;
+    for (int k = 0; k < n_kinds; k++)
+        fprintf(stderr, "  %-40s %5ld values, %5ld bit-identical, max rel %.3g\n", kinds[k].name,
+                kinds[k].values, kinds[k].exact, kinds[k].max_rel);
+    check_split_flip();
+    check_errors();
+    fprintf(stderr, "schedulers: %d cases, %ld values, %ld bit-identical, max relative error %.3g "
+                    "(tolerance %.0e)\n", n_cases, n_values, n_exact, max_rel, REL_TOL);
+    cJSON_Delete(golden);
+    return test_result("test_schedulers");
+}
