@@ -68,7 +68,8 @@ class Server:
                         ready.set()
                 ready.set()
 
-            threading.Thread(target=pump, daemon=True).start()
+            self.pump = threading.Thread(target=pump, daemon=True)
+            self.pump.start()
             ready.wait(20)
             if self.proc.poll() is None:
                 return
@@ -81,10 +82,12 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return None
+            rc = None
+        self.pump.join(5)
+        return rc
 
 
 def request(port, method, path, body=None, headers=None, timeout=30):
