@@ -9,6 +9,9 @@
 
 layout(local_size_x = 256) in;
 layout(constant_id = 9) const uint OP = 0;        /* vkf_unary_op; 100 = copy, 101 = fill */
+/* 1: source and destination views are both contiguous: no index
+ * decomposition (vector integer division is scalarised on CPUs). */
+layout(constant_id = 10) const uint CONTIG = 0;
 
 /* Mirrors struct unary_push in core/gpu/ops/unary.c. */
 layout(push_constant) uniform Push {
@@ -51,12 +54,17 @@ void main()
     uint i = flat_index(256);
     if (i >= p.n)
         return;
-    uint is = p.off_s, id = p.off_d, r = i;
-    for (int d = 4; d >= 0; d--) {
-        uint c = r % p.shape[d];
-        r /= p.shape[d];
-        is += c * p.ss[d];
-        id += c * p.ds[d];
+    uint is = p.off_s + i, id = p.off_d + i;
+    if (CONTIG == 0u) {
+        uint r = i;
+        is = p.off_s;
+        id = p.off_d;
+        for (int d = 4; d >= 0; d--) {
+            uint c = r % p.shape[d];
+            r /= p.shape[d];
+            is += c * p.ss[d];
+            id += c * p.ds[d];
+        }
     }
     o_st(id, OP == 101u ? p.a : f(x_ld(is)));
 }

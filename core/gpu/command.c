@@ -127,6 +127,7 @@ int vkf_gpu_flush(vkf_gpu *gpu)
         .pCommandBuffers = &gpu->cmd,
     };
     VKF_VK(gpu, vkQueueSubmit(gpu->queue, 1, &si, gpu->fence), "vkQueueSubmit");
+    gpu->stats.submits++;
     VKF_VK(gpu, vkWaitForFences(gpu->dev, 1, &gpu->fence, VK_TRUE, UINT64_MAX),
            "waiting for GPU work");
     VKF_VK(gpu, vkResetFences(gpu->dev, 1, &gpu->fence), "vkResetFences");
@@ -155,6 +156,7 @@ static void full_barrier(vkf_gpu *gpu)
                              VK_PIPELINE_STAGE_TRANSFER_BIT,
                          0, 1, &mb, 0, NULL, 0, NULL);
     gpu->epoch++;
+    gpu->stats.barriers++;
 }
 
 int vkf_gpu_one_shot_copy(vkf_gpu *gpu, VkBuffer src, VkDeviceSize src_off,
@@ -302,6 +304,7 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
         vkCmdWriteTimestamp(gpu->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
                             gpu->query_pool, (uint32_t)gpu->ndispatch + 1);
     gpu->batch_ops[gpu->ndispatch++] = d->op;
+    gpu->stats.dispatches++;
 fail:
     return err;
 }
@@ -312,6 +315,11 @@ int vkf_gpu_profile_get(const vkf_gpu *gpu, vkf_gpu_op_time *out, int cap)
         out[i] = (vkf_gpu_op_time){gpu->prof[i].op, gpu->prof[i].ms,
                                    gpu->prof[i].dispatches};
     return gpu->nprof;
+}
+
+void vkf_gpu_batch_stats_get(const vkf_gpu *gpu, vkf_gpu_batch_stats *out)
+{
+    *out = gpu->stats;
 }
 
 void vkf_gpu_profile_reset(vkf_gpu *gpu)

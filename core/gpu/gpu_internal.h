@@ -206,6 +206,7 @@ struct vkf_gpu {
     int ndispatch;
     const char *batch_ops[VKF_BATCH_DISPATCHES];
     uint64_t epoch;                /* bumped at each barrier and submit */
+    vkf_gpu_batch_stats stats;
     vkf_prof_entry *prof;
     int nprof, prof_cap;
 };

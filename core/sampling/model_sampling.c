@@ -4,15 +4,13 @@
  * with the dtype of every step as ComfyUI runs it (float64 for the discrete
  * table, float32 tensors elsewhere, Python floats in percent_to_sigma).
  */
+#include "fp_strict.h"
+
 #include <math.h>
 
 #include <vkflow/sampling.h>
 
 #include "torch_ops.h"
-
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#endif
 
 static int alloc_tables(vkf_model_sampling **out, int count, bool with_log)
 {

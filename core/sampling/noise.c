@@ -5,6 +5,8 @@
  * generator, keeping the requested ones (np.unique + inverse in ComfyUI,
  * which amounts to: row i gets draw number batch_index[i]).
  */
+#include "fp_strict.h"
+
 #include <string.h>
 
 #include <vkflow/sampling.h>

@@ -8,19 +8,15 @@
  *
  * The AVX2 kernel is reproduced in scalar C: every step that PyTorch's GCC
  * build fuses into an FMA is written as fmaf(), every other product and sum
- * is rounded on its own.  That only holds if this compiler does not contract
- * on its own: the build uses ISO C (-std=c11, where GCC does not contract)
- * and clang is told so below.
+ * is rounded on its own (fp_strict.h keeps this compiler from fusing more).
  */
+#include "fp_strict.h"
+
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
 #include <vkflow/sampling.h>
-
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#endif
 
 #define MT_M 397
 #define MT_MATRIX_A 0x9908b0dfu

@@ -5,16 +5,14 @@
  * Python floats (double) where ComfyUI uses Python or numpy, float32 where
  * it uses torch tensors, the result always float32 (torch.FloatTensor).
  */
+#include "fp_strict.h"
+
 #include <math.h>
 #include <string.h>
 
 #include <vkflow/sampling.h>
 
 #include "torch_ops.h"
-
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#endif
 
 static const char *const scheduler_names[VKF_SCHEDULER_COUNT] = {
     "simple", "sgm_uniform", "karras", "exponential", "ddim_uniform",

@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "fp_strict.h"
+
 /* torch.linspace(start, end, steps) in float32 / float64 on CPU: steps == 1
  * gives start; otherwise the first half counts up from start and the second
  * half down from end (RangeFactoriesKernel.cpp, scalar loop). */

@@ -69,6 +69,36 @@ static void test_runtime_glsl(vkf_gpu *gpu, const char *dir)
                                NULL, &bad, &wb) == VKF_EINVAL);
 }
 
+/* Independent dispatches share a barrier epoch; dependent ones get one. */
+static void test_barriers(vkf_gpu *gpu)
+{
+    int64_t n = 1000;
+    float *h = gt_random(n);
+    vkf_tensor *x = gt_tensor(gpu, VKF_DTYPE_F32, 1, &n, h), *y[4] = {0}, *z = NULL;
+    CHECK_OK(vkf_gpu_flush(gpu));
+    vkf_gpu_batch_stats s0, s1, s2;
+    vkf_gpu_batch_stats_get(gpu, &s0);
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(vkf_op_unary(gpu, VKF_UN_SCALE, x, (float)i, 0, &y[i]));
+    vkf_gpu_batch_stats_get(gpu, &s1);
+    CHECK(s1.dispatches == s0.dispatches + 4);
+    CHECK(s1.barriers == s0.barriers);       /* four readers of x: none */
+    CHECK_OK(vkf_op_binary(gpu, VKF_BIN_ADD, y[0], y[3], &z));
+    vkf_gpu_batch_stats_get(gpu, &s2);
+    CHECK(s2.barriers == s1.barriers + 1);   /* reads y[0], y[3]: one */
+    CHECK(s2.submits == s0.submits);         /* still one batch */
+    float *got = gt_download(z);
+    for (int64_t i = 0; i < n; i++)
+        h[i] *= 3.0f;
+    gt_compare("batched scale+add", got, h, n, 1e-6f, 0);
+    free(got);
+    free(h);
+    for (int i = 0; i < 4; i++)
+        vkf_tensor_unref(&y[i]);
+    vkf_tensor_unref(&z);
+    vkf_tensor_unref(&x);
+}
+
 static void test_profile(vkf_gpu *gpu)
 {
     int64_t n = 4096;
@@ -111,6 +141,7 @@ int main(void)
     for (int dt = VKF_DTYPE_F32; dt <= VKF_DTYPE_BF16; dt++)
         test_roundtrip(gpu, (vkf_dtype)dt);
     test_memory_stats(gpu);
+    test_barriers(gpu);
     test_runtime_glsl(gpu, spvdir);
     if (info->timestamps)
         test_profile(gpu);

@@ -11,6 +11,11 @@ struct binary_push {
 };
 _Static_assert(sizeof(struct binary_push) <= 128, "push constants");
 
+const vkf_shader_layout vkf_binary_layouts[] = {
+    {&vkf_shader_binary, 3, 0, sizeof(struct binary_push)},
+    {0},
+};
+
 int vkf_op_binary(vkf_gpu *gpu, vkf_binary_op op, vkf_tensor *a,
                   vkf_tensor *b, vkf_tensor **out)
 {

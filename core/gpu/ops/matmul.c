@@ -11,6 +11,23 @@ struct matmul_push {
 };
 _Static_assert(sizeof(struct matmul_push) <= 128, "push constants");
 
+const vkf_shader_layout vkf_matmul_layouts[] = {
+    {&vkf_shader_matmul_tex_8x8, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_tex_4x8, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_tex_4x8, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_tex_8x8, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_tex_4x16, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_tex_8x12, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_4x4, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_8x4, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_4x8, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_8x8, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_4x8, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_8x8, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_4x16, 4, 0, sizeof(struct matmul_push)},
+    {0},
+};
+
 void vkf_matmul_default_tile(const vkf_gpu *gpu, bool trans_b,
                              vkf_matmul_tile *tile)
 {

@@ -11,6 +11,11 @@ struct norm_push {
 };
 _Static_assert(sizeof(struct norm_push) <= 128, "push constants");
 
+const vkf_shader_layout vkf_norm_layouts[] = {
+    {&vkf_shader_norm, 4, 0, sizeof(struct norm_push)},
+    {0},
+};
+
 enum { MODE_LAYER = 0, MODE_RMS = 1, MODE_GROUP = 2 };
 
 static int norm(vkf_gpu *gpu, uint32_t mode, vkf_tensor *x, uint32_t rows,

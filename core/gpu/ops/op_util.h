@@ -55,6 +55,20 @@ static inline void vkf_shape5(const vkf_tensor *t, int64_t shape[5],
 int vkf_op_strided(vkf_gpu *gpu, uint32_t op, vkf_tensor *src, vkf_tensor *dst,
                    float a, float b);
 
+/* What the host binds for a shader: checked against the SPIR-V by
+ * tests/gpu/test_gpu_reflect.c.  Each op file exports a {NULL}-terminated
+ * table; ops/layouts.c lists the tables. */
+typedef struct vkf_shader_layout {
+    const vkf_shader_code *shader;
+    int slots;                     /* tensor slots: bindings 0 .. 4*slots-1 */
+    int texels;                    /* then uniform texel buffers */
+    uint32_t push_size;            /* sizeof the host push struct */
+} vkf_shader_layout;
+
+extern const vkf_shader_layout vkf_binary_layouts[], vkf_unary_layouts[],
+    vkf_matmul_layouts[], vkf_softmax_layouts[], vkf_norm_layouts[];
+extern const vkf_shader_layout *const vkf_op_layouts[];
+
 #define VKF_OP_COPY 100u
 #define VKF_OP_FILL 101u
 

@@ -9,6 +9,11 @@ struct softmax_push {
 };
 _Static_assert(sizeof(struct softmax_push) <= 128, "push constants");
 
+const vkf_shader_layout vkf_softmax_layouts[] = {
+    {&vkf_shader_softmax, 2, 0, sizeof(struct softmax_push)},
+    {0},
+};
+
 int vkf_op_softmax(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor **out)
 {
     int err = 0;

@@ -18,6 +18,11 @@ struct unary_push {
 };
 _Static_assert(sizeof(struct unary_push) <= 128, "push constants");
 
+const vkf_shader_layout vkf_unary_layouts[] = {
+    {&vkf_shader_unary, 2, 0, sizeof(struct unary_push)},
+    {0},
+};
+
 static const char *op_name(uint32_t op)
 {
     static const char *names[] = {"silu", "gelu_erf", "gelu_tanh", "scale",
@@ -48,9 +53,9 @@ int vkf_op_strided(vkf_gpu *gpu, uint32_t op, vkf_tensor *src, vkf_tensor *dst,
         pc.ds[d] = (uint32_t)dst5[d];
     }
     vkf_tensor *slots[2] = {dst, src};
-    uint32_t extra[1] = {op};
+    uint32_t extra[2] = {op, vkf_tensor_is_contiguous(src) && vkf_tensor_is_contiguous(dst)};
     vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_unary, slots, 2, extra, 1,
+    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_unary, slots, 2, extra, 2,
                             sizeof(pc), &pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
         .op = op_name(op), .pipe = pipe, .writes = {dst}, .nwrites = 1,

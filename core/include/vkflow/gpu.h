@@ -132,6 +132,15 @@ typedef struct vkf_gpu_op_time {
 int vkf_gpu_profile_get(const vkf_gpu *gpu, vkf_gpu_op_time *out, int cap);
 void vkf_gpu_profile_reset(vkf_gpu *gpu);
 
+/* Command batching counters since create. */
+typedef struct vkf_gpu_batch_stats {
+    uint64_t submits;              /* vkQueueSubmit calls */
+    uint64_t dispatches;
+    uint64_t barriers;             /* pipeline barriers recorded */
+} vkf_gpu_batch_stats;
+
+void vkf_gpu_batch_stats_get(const vkf_gpu *gpu, vkf_gpu_batch_stats *out);
+
 /*
  * Runtime GLSL → SPIR-V through libshaderc, cached in memory and, with
  * params.spirv_cache_dir, on disk, keyed by a hash of source + defines.

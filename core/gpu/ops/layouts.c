@@ -1,0 +1,11 @@
+/* The host binding tables of the ops, for the SPIR-V reflection test. */
+#include "gpu/ops/op_util.h"
+
+const vkf_shader_layout *const vkf_op_layouts[] = {
+    vkf_binary_layouts,
+    vkf_unary_layouts,
+    vkf_matmul_layouts,
+    vkf_softmax_layouts,
+    vkf_norm_layouts,
+    NULL,
+};
