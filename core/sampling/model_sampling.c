@@ -7,6 +7,7 @@
 #include "fp_strict.h"
 
 #include <math.h>
+#include <string.h>
 
 #include <vkflow/sampling.h>
 
@@ -199,4 +200,70 @@ double vkf_model_sampling_percent_to_sigma(const vkf_model_sampling *ms, double 
     if (ms->kind == VKF_MODEL_SAMPLING_DISCRETE_FLOW)
         return ms->shift == 1.0 ? t : ms->shift * t / (1.0 + (ms->shift - 1.0) * t);
     return exp(ms->shift) / (exp(ms->shift) + (1.0 / t - 1.0));
+}
+
+/* ---- EPS / V_PREDICTION / CONST ---- */
+
+void vkf_model_sampling_calculate_input(const vkf_model_sampling *ms, float sigma,
+                                        const float *x, float *out, size_t n)
+{
+    if (ms->prediction == VKF_PREDICTION_FLOW) {
+        if (out != x)
+            memmove(out, x, n * sizeof(float));
+        return;
+    }
+    float scale = sqrtf(sigma * sigma + 1.0f);
+    for (size_t i = 0; i < n; i++)
+        out[i] = x[i] / scale;
+}
+
+void vkf_model_sampling_calculate_denoised(const vkf_model_sampling *ms, float sigma,
+                                           const float *model_output, const float *x,
+                                           float *out, size_t n)
+{
+    if (ms->prediction == VKF_PREDICTION_V) {
+        float var = sigma * sigma + 1.0f;
+        float root = sqrtf(var);
+        for (size_t i = 0; i < n; i++)
+            out[i] = x[i] * 1.0f / var - model_output[i] * sigma * 1.0f / root;
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = x[i] - model_output[i] * sigma;
+}
+
+void vkf_model_sampling_noise_scaling(const vkf_model_sampling *ms, float sigma,
+                                      const float *noise, const float *latent,
+                                      bool max_denoise, float *out, size_t n)
+{
+    if (ms->prediction == VKF_PREDICTION_FLOW) {
+        float keep = 1.0f - sigma;
+        for (size_t i = 0; i < n; i++)
+            out[i] = sigma * (1.0f * noise[i]) + keep * latent[i];
+        return;
+    }
+    float scale = max_denoise ? sqrtf(1.0f + sigma * sigma) : sigma;
+    for (size_t i = 0; i < n; i++)
+        out[i] = noise[i] * scale + latent[i];
+}
+
+void vkf_model_sampling_inverse_noise_scaling(const vkf_model_sampling *ms, float sigma,
+                                              const float *latent, float *out, size_t n)
+{
+    if (ms->prediction != VKF_PREDICTION_FLOW) {
+        if (out != latent)
+            memmove(out, latent, n * sizeof(float));
+        return;
+    }
+    float keep = 1.0f - sigma;
+    for (size_t i = 0; i < n; i++)
+        out[i] = latent[i] / keep;
+}
+
+bool vkf_model_sampling_max_denoise(const vkf_model_sampling *ms, float sigma0)
+{
+    double max_sigma = vkf_model_sampling_sigma_max(ms), s = sigma0;
+    double diff = fabs(max_sigma - s);
+    bool close = diff <= 1e-5 * fmax(fabs(max_sigma), fabs(s));
+    return close || s > max_sigma;
 }

@@ -469,6 +469,49 @@ def align_your_steps(model_type, steps, denoise):
 STEPS = [1, 2, 3, 20, 50]
 
 
+def formula_cases():
+    """EPS / V_PREDICTION / CONST formulas of comfy/model_sampling.py."""
+    def reshape(sigma):
+        return sigma.view(())
+
+    def calc_input(pred, sigma, x):
+        if pred == "flow":
+            return x
+        return x / (reshape(sigma) ** 2 + 1.0 ** 2) ** 0.5
+
+    def calc_denoised(pred, sigma, out, x):
+        sigma = reshape(sigma)
+        if pred == "v":
+            return x * 1.0 ** 2 / (sigma ** 2 + 1.0 ** 2) - out * sigma * 1.0 / (sigma ** 2 + 1.0 ** 2) ** 0.5
+        return x - out * sigma
+
+    def noise_scaling(pred, sigma, noise, latent, max_denoise):
+        sigma = reshape(sigma)
+        if pred == "flow":
+            return sigma * (1.0 * noise) + (1.0 - sigma) * latent
+        noise = noise * torch.sqrt(1.0 + sigma ** 2.0) if max_denoise else noise * sigma
+        noise += latent
+        return noise
+
+    def inverse(pred, sigma, latent):
+        return latent if pred != "flow" else latent / (1.0 - reshape(sigma))
+
+    g = torch.Generator().manual_seed(99)
+    x, out, noise, latent = (torch.randn(16, generator=g) * 3 for _ in range(4))
+    cases = []
+    for pred in ["eps", "v", "flow"]:
+        for sigma in ([14.614642, 1.0, 0.0291675, 0.5] if pred != "flow" else [1.0, 0.75, 0.0319, 0.001]):
+            st = torch.tensor([sigma], dtype=torch.float32)
+            cases.append({"prediction": pred, "sigma": f32(st[0]),
+                          "input": bits(calc_input(pred, st, x).numpy()),
+                          "denoised": bits(calc_denoised(pred, st, out, x).numpy()),
+                          "noise_scaling": bits(noise_scaling(pred, st, noise.clone(), latent, False).numpy()),
+                          "noise_scaling_max": bits(noise_scaling(pred, st, noise.clone(), latent, True).numpy()),
+                          "inverse": bits(inverse(pred, st, latent).numpy())})
+    return {"x": bits(x.numpy()), "model_output": bits(out.numpy()), "noise": bits(noise.numpy()),
+            "latent": bits(latent.numpy()), "cases": cases}
+
+
 def scheduler_cases():
     models = {name: make() for name, make in MODELS.items()}
     tables = {name: table_record(ms) for name, ms in models.items()}
@@ -547,7 +590,7 @@ def main():
     write("sampling_noise.json", dict(meta, cases=noise_cases()))
     tables, cases = scheduler_cases()
     write("sampling_schedulers.json", dict(meta, linspace="torch>=2.0 scalar kernel (emulated)",
-                                           tables=tables, cases=cases))
+                                           tables=tables, formulas=formula_cases(), cases=cases))
     native = json.loads(subprocess.run([sys.executable, os.path.abspath(__file__), "--native-linspace",
                                         "--schedulers-only"], check=True, capture_output=True).stdout)
     diff = worst = total = 0

@@ -139,6 +139,58 @@ static void check_tables(const cJSON *tables)
 
 static char kind_name_buf[64];
 
+static void load_bits(const cJSON *arr, float *v)
+{
+    int i = 0;
+    for (const cJSON *b = arr->child; b && i < 16; b = b->next, i++) {
+        uint32_t u = (uint32_t)b->valuedouble;
+        memcpy(&v[i], &u, sizeof(u));
+    }
+}
+
+static int same_bits(const cJSON *want, const float *got)
+{
+    float w[16];
+    load_bits(want, w);
+    return memcmp(w, got, sizeof(w)) == 0;
+}
+
+/* The prediction-type formulas must be bit-identical (plain IEEE ops). */
+static void check_formulas(const cJSON *f)
+{
+    float x[16], mo[16], noise[16], latent[16], out[16];
+    load_bits(cJSON_GetObjectItem(f, "x"), x);
+    load_bits(cJSON_GetObjectItem(f, "model_output"), mo);
+    load_bits(cJSON_GetObjectItem(f, "noise"), noise);
+    load_bits(cJSON_GetObjectItem(f, "latent"), latent);
+    vkf_model_sampling *eps = make_model("sd1"), *flow = make_model("sd3"), *v = NULL;
+    vkf_model_sampling_discrete(&v, VKF_PREDICTION_V, 0.00085, 0.012, 1000);
+    for (const cJSON *c = cJSON_GetObjectItem(f, "cases")->child; c; c = c->next) {
+        const char *pred = cJSON_GetObjectItem(c, "prediction")->valuestring;
+        const vkf_model_sampling *ms = !strcmp(pred, "eps") ? eps : !strcmp(pred, "v") ? v : flow;
+        float sigma = (float)cJSON_GetObjectItem(c, "sigma")->valuedouble;
+        vkf_model_sampling_calculate_input(ms, sigma, x, out, 16);
+        CHECK(same_bits(cJSON_GetObjectItem(c, "input"), out));
+        vkf_model_sampling_calculate_denoised(ms, sigma, mo, x, out, 16);
+        CHECK(same_bits(cJSON_GetObjectItem(c, "denoised"), out));
+        vkf_model_sampling_noise_scaling(ms, sigma, noise, latent, false, out, 16);
+        CHECK(same_bits(cJSON_GetObjectItem(c, "noise_scaling"), out));
+        vkf_model_sampling_noise_scaling(ms, sigma, noise, latent, true, out, 16);
+        CHECK(same_bits(cJSON_GetObjectItem(c, "noise_scaling_max"), out));
+        vkf_model_sampling_inverse_noise_scaling(ms, sigma, latent, out, 16);
+        CHECK(same_bits(cJSON_GetObjectItem(c, "inverse"), out));
+    }
+    CHECK(vkf_model_sampling_max_denoise(eps, vkf_model_sampling_sigma_max(eps)));
+    CHECK(vkf_model_sampling_max_denoise(eps, 14.6145f));
+    CHECK(!vkf_model_sampling_max_denoise(eps, 14.6f));
+    CHECK(vkf_model_sampling_max_denoise(eps, 20.0f));
+    CHECK(vkf_model_sampling_max_denoise(flow, 1.0f));
+    CHECK(!vkf_model_sampling_max_denoise(flow, 0.99f));
+    vkf_model_sampling_destroy(&eps);
+    vkf_model_sampling_destroy(&flow);
+    vkf_model_sampling_destroy(&v);
+}
+
 static double num(const cJSON *c, const char *key)
 {
     return cJSON_GetObjectItem(c, key)->valuedouble;
@@ -288,6 +340,7 @@ int main(void)
     if (!golden)
         return 77;
     check_tables(cJSON_GetObjectItem(golden, "tables"));
+    check_formulas(cJSON_GetObjectItem(golden, "formulas"));
 
     const char *names[] = {"sd1", "sd3", "auraflow", "flux"};
     vkf_model_sampling *models[4];

@@ -143,6 +143,30 @@ float vkf_model_sampling_timestep(const vkf_model_sampling *ms, float sigma);
 /* percent_to_sigma(p) (python floats). */
 double vkf_model_sampling_percent_to_sigma(const vkf_model_sampling *ms, double percent);
 
+/*
+ * The prediction-type formulas of comfy/model_sampling.py (EPS, V_PREDICTION,
+ * CONST) on n float32 values with a scalar float32 σ, each torch op rounded
+ * separately as ComfyUI runs them; reference versions for the GPU kernels.
+ * out may alias any input.
+ */
+/* The network input: x/√(σ²+1) (EPS, V), x (FLOW). */
+void vkf_model_sampling_calculate_input(const vkf_model_sampling *ms, float sigma,
+                                        const float *x, float *out, size_t n);
+/* The denoised estimate D from the model output at input x. */
+void vkf_model_sampling_calculate_denoised(const vkf_model_sampling *ms, float sigma,
+                                           const float *model_output, const float *x,
+                                           float *out, size_t n);
+/* The starting latent: EPS/V: latent + noise·σ, or noise·√(1+σ²) + latent when
+ * max_denoise; FLOW: σ·noise + (1−σ)·latent. */
+void vkf_model_sampling_noise_scaling(const vkf_model_sampling *ms, float sigma,
+                                      const float *noise, const float *latent,
+                                      bool max_denoise, float *out, size_t n);
+/* After sampling: FLOW divides by (1 − σ_last); EPS/V copy. */
+void vkf_model_sampling_inverse_noise_scaling(const vkf_model_sampling *ms, float sigma,
+                                              const float *latent, float *out, size_t n);
+/* KSAMPLER.max_denoise: σ₀ within rel 1e-5 of σ_max (math.isclose) or above. */
+bool vkf_model_sampling_max_denoise(const vkf_model_sampling *ms, float sigma0);
+
 /* ------------------------------------------------------------------------ */
 /* Schedulers                                                                */
 
