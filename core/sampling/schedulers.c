@@ -430,15 +430,17 @@ static double numpy_interp(double x, const double *xp, const double *fp, int n)
     return slope * (x - xp[j]) + fp[j];
 }
 
-void vkf_sigmas_align_your_steps(vkf_ays_model model, int steps, double denoise,
-                                 float *out, int *count)
+int vkf_sigmas_align_your_steps(vkf_ays_model model, int steps, double denoise,
+                                float *out, int *count)
 {
+    if (!out || !count || steps < 1 || (int)model < 0 || model > VKF_AYS_SVD)
+        return VKF_EINVAL;
     const double *levels = ays_levels[model];
     int total = steps;
     *count = 0;
     if (denoise < 1.0) {
         if (denoise <= 0.0)
-            return;
+            return VKF_OK;
         total = (int)round_half_even(steps * denoise);
     }
     int n = steps + 1;
@@ -448,7 +450,7 @@ void vkf_sigmas_align_your_steps(vkf_ays_model model, int steps, double denoise,
     if (!sig || !new_xs) {
         vkf_free(sig);
         vkf_free(new_xs);
-        return;
+        return VKF_ENOMEM;
     }
     if (n == 11) {
         memcpy(sig, levels, sizeof(ays_levels[0]));
@@ -468,6 +470,7 @@ void vkf_sigmas_align_your_steps(vkf_ays_model model, int steps, double denoise,
     *count = keep;
     vkf_free(sig);
     vkf_free(new_xs);
+    return VKF_OK;
 }
 
 /* ---- sigma list helpers ---- */

@@ -254,7 +254,7 @@ static void check_case(const cJSON *c, vkf_model_sampling **models, const char *
         const char *type = cJSON_GetObjectItem(c, "model_type")->valuestring;
         vkf_ays_model m = !strcmp(type, "SD1") ? VKF_AYS_SD1 : !strcmp(type, "SDXL") ? VKF_AYS_SDXL
                                                                                     : VKF_AYS_SVD;
-        vkf_sigmas_align_your_steps(m, steps, num(c, "denoise"), fixed, &count);
+        CHECK(vkf_sigmas_align_your_steps(m, steps, num(c, "denoise"), fixed, &count) == 0);
     } else {
         fprintf(stderr, "unknown node %s\n", node);
         CHECK(0);
@@ -318,6 +318,13 @@ static void check_errors(void)
         CHECK(vkf_ksampler_sigmas(ms, (vkf_scheduler)s, 5, 1.0, false, &out, &count) == VKF_ENOMEM);
         vkf_alloc_fail_at(-1);
     }
+    float ays[6];
+    vkf_alloc_fail_at(0);
+    CHECK(vkf_sigmas_align_your_steps(VKF_AYS_SD1, 5, 1.0, ays, &count) == VKF_ENOMEM);
+    vkf_alloc_fail_at(1);
+    CHECK(vkf_sigmas_align_your_steps(VKF_AYS_SD1, 5, 1.0, ays, &count) == VKF_ENOMEM);
+    vkf_alloc_fail_at(-1);
+    CHECK(vkf_sigmas_align_your_steps(VKF_AYS_SD1, 0, 1.0, ays, &count) == VKF_EINVAL);
     vkf_alloc_fail_at(1);
     CHECK(vkf_model_sampling_flow(&ms, 3.0, 1000.0) == VKF_ENOMEM || ms != NULL);
     vkf_alloc_fail_at(-1);

@@ -235,10 +235,10 @@ typedef enum vkf_ays_model {
     VKF_AYS_SDXL = 1,
     VKF_AYS_SVD = 2,
 } vkf_ays_model;
-/* AlignYourStepsScheduler: out must hold steps + 1 floats; *count gets the
- * number written (0 for denoise ≤ 0). */
-void vkf_sigmas_align_your_steps(vkf_ays_model model, int steps, double denoise,
-                                 float *out, int *count);
+/* AlignYourStepsScheduler (steps >= 1): out must hold steps + 1 floats;
+ * *count gets the number written (0 for denoise ≤ 0).  VKF_ENOMEM. */
+int vkf_sigmas_align_your_steps(vkf_ays_model model, int steps, double denoise,
+                                float *out, int *count);
 
 /* SplitSigmas(step): high = sigmas[:step+1], low = sigmas[step:] (Python
  * slice rules), as offsets/counts into the n input sigmas. */
