@@ -27,6 +27,7 @@
 #define WS_MAX_QUEUED_BYTES (64u * 1024 * 1024)
 #define WS_MAX_RX_BYTES (1024 * 1024)
 #define HTTP_CHUNK 16384
+#define HTTP_INLINE_MAX 8192
 
 typedef struct shared_msg {
     int refs;               /* loop thread only */
@@ -450,6 +451,17 @@ static int start_response(vkf_server *srv, struct lws *wsi, pss *s)
     if (lws_finalize_write_http_header(wsi, start, &p, end))
         return -1;
     s->responding = true;
+    /* A small body goes out with the headers, from this callback: the
+     * reply to POST /prompt then reaches the client before any websocket
+     * message of that prompt, which only this thread writes. */
+    if (!r->file_path && r->body_len && r->body_len <= HTTP_INLINE_MAX &&
+        !lws_partial_buffered(wsi)) {
+        unsigned char buf[LWS_PRE + HTTP_INLINE_MAX];
+        memcpy(buf + LWS_PRE, r->body, r->body_len);
+        if (lws_write(wsi, buf + LWS_PRE, r->body_len, LWS_WRITE_HTTP_FINAL) < (int)r->body_len)
+            return -1;
+        s->out_off = r->body_len;
+    }
     lws_callback_on_writable(wsi);
     return 0;
 }

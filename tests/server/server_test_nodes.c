@@ -43,4 +43,26 @@ static const vkf_node_def fail_def = {
     .flags = VKF_NODE_NOT_IDEMPOTENT,
 };
 
-const vkf_node_def *const vkf_cli_test_nodes[] = {&slow_def, &fail_def, NULL};
+/* Passes its input on after a pause: gives API clients, which attach their
+ * listeners only once POST /prompt has answered, time to do so. */
+static int delay_exec(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    int64_t ms = in[1].u.i;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return vkf_value_copy(&out[0], &in[0]);
+}
+
+static const vkf_input_def delay_inputs[] = {
+    {.name = "value", .type = VKF_T_ANY},
+    VKF_INPUT_INT("ms", 100, 0, 10000),
+};
+static const vkf_output_def delay_outputs[] = {{.type = VKF_T_ANY}};
+static const vkf_node_def delay_def = {
+    .name = "TestDelay", .category = "testing",
+    .inputs = delay_inputs, .nb_inputs = 2,
+    .outputs = delay_outputs, .nb_outputs = 1, .execute = delay_exec,
+    .flags = VKF_NODE_NOT_IDEMPOTENT,
+};
+
+const vkf_node_def *const vkf_cli_test_nodes[] = {&slow_def, &fail_def, &delay_def, NULL};
