@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include "gpu_test.h"
+#include "gpu/gpu_internal.h"
 
 static void test_roundtrip(vkf_gpu *gpu, vkf_dtype dt)
 {
@@ -155,6 +156,23 @@ int main(void)
     for (int dt = VKF_DTYPE_F32; dt <= VKF_DTYPE_BF16; dt++)
         test_roundtrip(gpu, (vkf_dtype)dt);
     rc |= gt_finish(&gpu);
+
+    /* Vulkan errors map to their own codes; a lost device stays lost. */
+    gpu = gt_gpu_open((vkf_gpu_params){0});
+    fprintf(stderr, "(three logged device errors are expected)\n");
+    CHECK(vkf_gpu_vk_error(gpu, VK_ERROR_OUT_OF_DEVICE_MEMORY, "test") == VKF_EDEVICE_OOM);
+    CHECK(vkf_gpu_vk_error(gpu, VK_ERROR_INITIALIZATION_FAILED, "test") == VKF_EDEVICE);
+    CHECK(vkf_gpu_flush(gpu) == 0);
+    CHECK(vkf_gpu_vk_error(gpu, VK_ERROR_DEVICE_LOST, "test") == VKF_EDEVICE_LOST);
+    CHECK(vkf_gpu_flush(gpu) == VKF_EDEVICE_LOST);
+    vkf_tensor *t = NULL;
+    int64_t one = 1;
+    CHECK_OK(vkf_tensor_create(gpu, VKF_DTYPE_F32, 1, &one, &t));
+    vkf_tensor *o = NULL;
+    CHECK(vkf_op_unary(gpu, VKF_UN_RELU, t, 0, 0, &o) == VKF_EDEVICE_LOST);
+    CHECK(o == NULL);
+    vkf_tensor_unref(&t);
+    vkf_gpu_destroy(&gpu);
 
     /* Bad device index is a clear error, not a crash. */
     vkf_log quiet = {.level = VKF_LOG_ERROR};
