@@ -149,7 +149,7 @@ float vkf_model_sampling_sigma(const vkf_model_sampling *ms, float timestep)
         int hi = (int)ceilf(t);
         float w = t - truncf(t);
         float log_sigma = (1.0f - w) * ms->log_sigmas[lo] + w * ms->log_sigmas[hi];
-        return expf(log_sigma);
+        return torch_expf(log_sigma);
     }
     case VKF_MODEL_SAMPLING_DISCRETE_FLOW:
         return flow_shift(ms->shift, timestep / (float)ms->multiplier);

@@ -59,7 +59,7 @@ void vkf_sigmas_exponential(int n, double sigma_min, double sigma_max, float *ou
 {
     torch_linspace_f32((float)log(sigma_max), (float)log(sigma_min), n, out);
     for (int i = 0; i < n; i++)
-        out[i] = expf(out[i]);
+        out[i] = torch_expf(out[i]);
     out[n] = 0.0f;
 }
 
@@ -70,7 +70,7 @@ void vkf_sigmas_polyexponential(int n, double sigma_min, double sigma_max, doubl
     float offset = (float)log(sigma_min);
     torch_linspace_f32(1.0f, 0.0f, n, out);
     for (int i = 0; i < n; i++)
-        out[i] = expf(torch_pow_f32(out[i], rho) * range + offset);
+        out[i] = torch_expf(torch_pow_f32(out[i], rho) * range + offset);
     out[n] = 0.0f;
 }
 
