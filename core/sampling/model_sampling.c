@@ -40,37 +40,56 @@ void vkf_model_sampling_destroy(vkf_model_sampling **ms)
     *ms = NULL;
 }
 
+/* rescale_zero_terminal_snr_sigmas, in float64 like ComfyUI. */
+static void rescale_zero_terminal_snr(double *sigmas, int n)
+{
+    for (int i = 0; i < n; i++)
+        sigmas[i] = sqrt(1.0 / (sigmas[i] * sigmas[i] + 1.0));
+    double first = sigmas[0], last = sigmas[n - 1];
+    double scale = first / (first - last);
+    for (int i = 0; i < n; i++) {
+        double a = (sigmas[i] - last) * scale;
+        double alpha_bar = i == n - 1 ? 4.8973451890853435e-08 : a * a;
+        sigmas[i] = sqrt((1.0 - alpha_bar) / alpha_bar);
+    }
+}
+
 int vkf_model_sampling_discrete(vkf_model_sampling **out, vkf_prediction prediction,
-                                double linear_start, double linear_end, int timesteps)
+                                double linear_start, double linear_end, int timesteps,
+                                bool zsnr)
 {
     int err;
-    double *betas = NULL;
+    double *sig = NULL;
     vkf_model_sampling *ms = NULL;
 
     if (!out || timesteps < 2 || !(linear_start > 0.0) || !(linear_end > 0.0) ||
         prediction == VKF_PREDICTION_FLOW)
         return VKF_EINVAL;
-    betas = vkf_malloc((size_t)timesteps * sizeof(double));
-    VKF_CHECK_ALLOC(betas);
+    sig = vkf_malloc((size_t)timesteps * sizeof(double));
+    VKF_CHECK_ALLOC(sig);
     VKF_TRY(alloc_tables(&ms, timesteps, true));
     ms->kind = VKF_MODEL_SAMPLING_DISCRETE;
     ms->prediction = prediction;
 
     /* make_beta_schedule("linear"): linspace of the square roots, squared */
-    torch_linspace_f64(pow(linear_start, 0.5), pow(linear_end, 0.5), timesteps, betas);
+    torch_linspace_f64(pow(linear_start, 0.5), pow(linear_end, 0.5), timesteps, sig);
     double alphas_cumprod = 1.0;
     for (int i = 0; i < timesteps; i++) {
-        double beta = betas[i] * betas[i];
+        double beta = sig[i] * sig[i];
         alphas_cumprod *= 1.0 - beta;
-        double sigma = sqrt((1.0 - alphas_cumprod) / alphas_cumprod);
-        ms->sigmas[i] = (float)sigma;
-        ms->log_sigmas[i] = (float)log(sigma);
+        sig[i] = sqrt((1.0 - alphas_cumprod) / alphas_cumprod);
+    }
+    if (zsnr)
+        rescale_zero_terminal_snr(sig, timesteps);
+    for (int i = 0; i < timesteps; i++) {
+        ms->sigmas[i] = (float)sig[i];
+        ms->log_sigmas[i] = (float)log(sig[i]);
     }
     *out = ms;
     ms = NULL;
     err = VKF_OK;
 fail:
-    vkf_free(betas);
+    vkf_free(sig);
     vkf_model_sampling_destroy(&ms);
     return err;
 }

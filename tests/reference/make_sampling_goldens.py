@@ -158,13 +158,27 @@ def noise_cases():
 
 # ---------------------------------------------------------------- model sampling
 
+def rescale_zero_terminal_snr_sigmas(sigmas):
+    alphas_cumprod = 1 / ((sigmas * sigmas) + 1)
+    alphas_bar_sqrt = alphas_cumprod.sqrt()
+    alphas_bar_sqrt_0 = alphas_bar_sqrt[0].clone()
+    alphas_bar_sqrt_T = alphas_bar_sqrt[-1].clone()
+    alphas_bar_sqrt -= (alphas_bar_sqrt_T)
+    alphas_bar_sqrt *= alphas_bar_sqrt_0 / (alphas_bar_sqrt_0 - alphas_bar_sqrt_T)
+    alphas_bar = alphas_bar_sqrt**2
+    alphas_bar[-1] = 4.8973451890853435e-08
+    return ((1 - alphas_bar) / alphas_bar) ** 0.5
+
+
 class Discrete:
     kind = "discrete"
 
-    def __init__(self, linear_start=0.00085, linear_end=0.012, timesteps=1000):
+    def __init__(self, linear_start=0.00085, linear_end=0.012, timesteps=1000, zsnr=False):
         betas = linspace(linear_start ** 0.5, linear_end ** 0.5, timesteps, dtype=torch.float64) ** 2
         alphas_cumprod = torch.cumprod(1. - betas, dim=0)
         sigmas = ((1 - alphas_cumprod) / alphas_cumprod) ** 0.5
+        if zsnr:
+            sigmas = rescale_zero_terminal_snr_sigmas(sigmas)
         self.sigmas = sigmas.float()
         self.log_sigmas = sigmas.log().float()
 
@@ -259,6 +273,7 @@ class Flux:
 
 MODELS = {
     "sd1": lambda: Discrete(),
+    "sdxl_zsnr": lambda: Discrete(zsnr=True),
     "sd3": lambda: Flow(shift=3.0, multiplier=1000),
     "auraflow": lambda: Flow(shift=1.73, multiplier=1.0),
     "flux": lambda: Flux(shift=1.15),
@@ -517,7 +532,7 @@ def scheduler_cases():
     tables = {name: table_record(ms) for name, ms in models.items()}
     cases = []
     for name, ms in models.items():
-        if name == "auraflow":
+        if name in ("auraflow", "sdxl_zsnr"):
             continue  # its table is checked; its schedules add nothing over sd3's
         for sched in SCHEDULERS:
             for steps in STEPS:

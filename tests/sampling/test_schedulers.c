@@ -82,7 +82,9 @@ static vkf_model_sampling *make_model(const char *name)
 {
     vkf_model_sampling *ms = NULL;
     if (!strcmp(name, "sd1"))
-        vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000);
+        vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000, false);
+    else if (!strcmp(name, "sdxl_zsnr"))
+        vkf_model_sampling_discrete(&ms, VKF_PREDICTION_V, 0.00085, 0.012, 1000, true);
     else if (!strcmp(name, "sd3"))
         vkf_model_sampling_flow(&ms, 3.0, 1000.0);
     else if (!strcmp(name, "auraflow"))
@@ -164,7 +166,7 @@ static void check_formulas(const cJSON *f)
     load_bits(cJSON_GetObjectItem(f, "noise"), noise);
     load_bits(cJSON_GetObjectItem(f, "latent"), latent);
     vkf_model_sampling *eps = make_model("sd1"), *flow = make_model("sd3"), *v = NULL;
-    vkf_model_sampling_discrete(&v, VKF_PREDICTION_V, 0.00085, 0.012, 1000);
+    vkf_model_sampling_discrete(&v, VKF_PREDICTION_V, 0.00085, 0.012, 1000, false);
     for (const cJSON *c = cJSON_GetObjectItem(f, "cases")->child; c; c = c->next) {
         const char *pred = cJSON_GetObjectItem(c, "prediction")->valuestring;
         const vkf_model_sampling *ms = !strcmp(pred, "eps") ? eps : !strcmp(pred, "v") ? v : flow;
@@ -305,9 +307,9 @@ static void check_errors(void)
     float *out = (float *)1;
     int count = -1;
     long live = vkf_alloc_live();
-    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1) == VKF_EINVAL);
-    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_FLOW, 0.00085, 0.012, 1000) == VKF_EINVAL);
-    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_V, 0.00085, 0.012, 1000) == 0);
+    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1, false) == VKF_EINVAL);
+    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_FLOW, 0.00085, 0.012, 1000, false) == VKF_EINVAL);
+    CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_V, 0.00085, 0.012, 1000, false) == 0);
     CHECK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_SIMPLE, 0, &out, &count) == VKF_EINVAL);
     CHECK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_COUNT, 5, &out, &count) == VKF_EINVAL);
     CHECK(vkf_ksampler_sigmas(ms, VKF_SCHEDULER_SIMPLE, 5, 0.0, false, &out, &count) == 0);
@@ -331,7 +333,7 @@ static void check_errors(void)
     vkf_model_sampling_destroy(&ms);
     for (int fail = 0; fail < 3; fail++) {
         vkf_alloc_fail_at(fail);
-        CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000) ==
+        CHECK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000, false) ==
               VKF_ENOMEM);
         CHECK(ms == NULL);
     }

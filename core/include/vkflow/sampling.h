@@ -116,9 +116,11 @@ typedef struct vkf_model_sampling {
 } vkf_model_sampling;
 
 /* ModelSamplingDiscrete with ComfyUI's "linear" (sqrt-space) betas:
- * linear_start = 0.00085, linear_end = 0.012, timesteps = 1000 for SD. */
+ * linear_start = 0.00085, linear_end = 0.012, timesteps = 1000 for SD.
+ * zsnr: rescale to zero terminal SNR (rescale_zero_terminal_snr_sigmas). */
 int vkf_model_sampling_discrete(vkf_model_sampling **out, vkf_prediction prediction,
-                                double linear_start, double linear_end, int timesteps);
+                                double linear_start, double linear_end, int timesteps,
+                                bool zsnr);
 /* ModelSamplingDiscreteFlow (CONST): shift 3 (SD3), multiplier 1000. */
 int vkf_model_sampling_flow(vkf_model_sampling **out, double shift, double multiplier);
 /* ModelSamplingFlux (CONST): shift 1.15 for Flux dev. */
