@@ -831,7 +831,8 @@ int vkf_pickle_parse(wt_file *f)
         }
     }
     VKF_TRY(add_tensors(&m, sd));
-    qsort(f->t, (size_t)f->count, sizeof(*f->t), tensor_name_cmp);
+    if (f->count > 1)
+        qsort(f->t, (size_t)f->count, sizeof(*f->t), tensor_name_cmp);
     for (int i = 1; i < f->count; i++) {
         if (!strcmp(f->t[i - 1].name, f->t[i].name)) {
             err = wt_fail(f, VKF_EPARSE, "duplicate tensor name '%s'", f->t[i].name);

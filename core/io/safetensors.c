@@ -234,7 +234,8 @@ int vkf_safetensors_parse(wt_file *f)
         VKF_TRY(parse_entry(f, e, data_area, data_size, &ranges[nr]));
         nr++;
     }
-    qsort(ranges, (size_t)nr, sizeof(*ranges), range_cmp);
+    if (nr > 1)
+        qsort(ranges, (size_t)nr, sizeof(*ranges), range_cmp);
     uint64_t pos = 0;
     for (int i = 0; i < nr; i++) {
         const char *tn = f->t[ranges[i].tensor].name;
@@ -260,7 +261,8 @@ int vkf_safetensors_parse(wt_file *f)
                       (unsigned long long)pos, (unsigned long long)data_size);
         goto fail;
     }
-    qsort(f->t, (size_t)f->count, sizeof(*f->t), name_cmp);
+    if (f->count > 1)
+        qsort(f->t, (size_t)f->count, sizeof(*f->t), name_cmp);
     for (int i = 1; i < f->count; i++) {
         if (!strcmp(f->t[i - 1].name, f->t[i].name)) {
             err = wt_fail(f, VKF_EPARSE, "duplicate tensor name '%s'", f->t[i].name);

@@ -507,7 +507,8 @@ static int list_dir(const char *dir, const char *suffix, char ***out, int *n)
         VKF_CHECK_ALLOC((*out)[*n] = vkf_strdup(de->d_name));
         (*n)++;
     }
-    qsort(*out, (size_t)*n, sizeof(**out), str_cmp);
+    if (*n > 1)
+        qsort(*out, (size_t)*n, sizeof(**out), str_cmp);
 fail:
     closedir(d);
     return err;
