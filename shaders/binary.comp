@@ -5,6 +5,7 @@
 layout(local_size_x = 256) in;
 layout(constant_id = 9) const uint OP = 0;        /* vkf_binary_op */
 layout(constant_id = 10) const uint SAME = 0;     /* 1: a, b contiguous, out's shape */
+layout(constant_id = 11) const uint VEC4 = 0;     /* with SAME: 4-aligned, 4 per lane */
 
 /* Mirrors struct binary_push in core/gpu/ops/binary.c. */
 layout(push_constant) uniform Push {
@@ -19,8 +20,31 @@ TENSOR(0, o)
 TENSOR(1, a)
 TENSOR(2, b)
 
+float apply(float x, float y)
+{
+    if (OP == 0u)
+        return x + y;
+    if (OP == 1u)
+        return x - y;
+    if (OP == 2u)
+        return x * y;
+    return x / y;
+}
+
 void main()
 {
+    if (SAME == 1u && VEC4 == 1u) {
+        uint i4 = flat_index(256) * 4u;
+        if (i4 + 3u < p.n) {
+            vec4 x = a_ld4(p.off_a + i4), y = b_ld4(p.off_b + i4);
+            o_st4(i4, vec4(apply(x.x, y.x), apply(x.y, y.y), apply(x.z, y.z),
+                           apply(x.w, y.w)));
+        } else {
+            for (uint i = i4; i < p.n; i++)
+                o_st(i, apply(a_ld(p.off_a + i), b_ld(p.off_b + i)));
+        }
+        return;
+    }
     uint i = flat_index(256);
     if (i >= p.n)
         return;
@@ -36,14 +60,5 @@ void main()
             ib += x * p.sb[d];
         }
     }
-    float x = a_ld(ia), y = b_ld(ib), v;
-    if (OP == 0u)
-        v = x + y;
-    else if (OP == 1u)
-        v = x - y;
-    else if (OP == 2u)
-        v = x * y;
-    else
-        v = x / y;
-    o_st(i, v);
+    o_st(i, apply(a_ld(ia), b_ld(ib)));
 }

@@ -12,6 +12,10 @@ layout(constant_id = 9) const uint OP = 0;        /* vkf_unary_op; 100 = copy, 1
 /* 1: source and destination views are both contiguous: no index
  * decomposition (vector integer division is scalarised on CPUs). */
 layout(constant_id = 10) const uint CONTIG = 0;
+/* 1 (with CONTIG): offsets are 4-aligned; each invocation does 4 elements
+ * with vec4 accesses (on lavapipe each access loops over the lanes, so
+ * fewer, wider accesses are what counts). */
+layout(constant_id = 11) const uint VEC4 = 0;
 
 /* Mirrors struct unary_push in core/gpu/ops/unary.c. */
 layout(push_constant) uniform Push {
@@ -51,6 +55,19 @@ float f(float v)
 
 void main()
 {
+    if (CONTIG == 1u && VEC4 == 1u) {
+        uint i4 = flat_index(256) * 4u;
+        if (i4 + 3u < p.n) {
+            vec4 v = OP == 101u ? vec4(p.a) : x_ld4(p.off_s + i4);
+            if (OP != 101u)
+                v = vec4(f(v.x), f(v.y), f(v.z), f(v.w));
+            o_st4(p.off_d + i4, v);
+        } else {
+            for (uint i = i4; i < p.n; i++)
+                o_st(p.off_d + i, OP == 101u ? p.a : f(x_ld(p.off_s + i)));
+        }
+        return;
+    }
     uint i = flat_index(256);
     if (i >= p.n)
         return;

@@ -24,7 +24,8 @@ layout(constant_id = 8) const uint CHUNK_SHIFT = 30;
 
 #define CHUNK_MASK ((1u << CHUNK_SHIFT) - 1u)
 
-/* Declares slot S as tensor N: N_ld(i), N_ld4(i) (i % 4 == 0), N_st(i, v). */
+/* Declares slot S as tensor N: N_ld(i), N_ld4(i), N_st(i, v), N_st4(i, v)
+ * (the 4-wide ones need i % 4 == 0). */
 #define TENSOR(S, N) \
 layout(binding = S * 4 + 0) buffer N##_f0_blk { float N##_f0[]; }; \
 layout(binding = S * 4 + 0) buffer N##_h0_blk { float16_t N##_h0[]; }; \
@@ -116,6 +117,28 @@ void N##_st(uint i, float v) { \
         if (c == 1u) { N##_b1[o] = uint16_t((floatBitsToUint(v) + 0x7fffu + ((floatBitsToUint(v) >> 16) & 1u)) >> 16); return; } \
         if (c == 2u) { N##_b2[o] = uint16_t((floatBitsToUint(v) + 0x7fffu + ((floatBitsToUint(v) >> 16) & 1u)) >> 16); return; } \
         if (c == 3u) { N##_b3[o] = uint16_t((floatBitsToUint(v) + 0x7fffu + ((floatBitsToUint(v) >> 16) & 1u)) >> 16); return; } \
+    } \
+} \
+void N##_st4(uint i, vec4 v) { \
+    uint c = NC##S == 1u ? 0u : i >> CHUNK_SHIFT; \
+    uint o = (NC##S == 1u ? i : i & CHUNK_MASK) >> 2; \
+    if (DT##S == 0u) { \
+        if (c == 0u) { N##_v0[o] = v; return; } \
+        if (c == 1u) { N##_v1[o] = v; return; } \
+        if (c == 2u) { N##_v2[o] = v; return; } \
+        if (c == 3u) { N##_v3[o] = v; return; } \
+    } \
+    if (DT##S == 1u) { \
+        if (c == 0u) { N##_hv0[o] = f16vec4(v); return; } \
+        if (c == 1u) { N##_hv1[o] = f16vec4(v); return; } \
+        if (c == 2u) { N##_hv2[o] = f16vec4(v); return; } \
+        if (c == 3u) { N##_hv3[o] = f16vec4(v); return; } \
+    } \
+    if (DT##S == 2u) { \
+        if (c == 0u) { N##_bv0[o] = u16vec4((floatBitsToUint(v) + 0x7fffu + ((floatBitsToUint(v) >> 16) & 1u)) >> 16); return; } \
+        if (c == 1u) { N##_bv1[o] = u16vec4((floatBitsToUint(v) + 0x7fffu + ((floatBitsToUint(v) >> 16) & 1u)) >> 16); return; } \
+        if (c == 2u) { N##_bv2[o] = u16vec4((floatBitsToUint(v) + 0x7fffu + ((floatBitsToUint(v) >> 16) & 1u)) >> 16); return; } \
+        if (c == 3u) { N##_bv3[o] = u16vec4((floatBitsToUint(v) + 0x7fffu + ((floatBitsToUint(v) >> 16) & 1u)) >> 16); return; } \
     } \
 }
 

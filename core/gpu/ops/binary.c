@@ -45,15 +45,16 @@ int vkf_op_binary(vkf_gpu *gpu, vkf_binary_op op, vkf_tensor *a,
     bool same = vkf_tensor_is_contiguous(a) && vkf_tensor_is_contiguous(b) &&
                 vkf_tensor_numel(a) == pc.n && vkf_tensor_numel(b) == pc.n;
     vkf_tensor *slots[3] = {o, a, b};
-    uint32_t extra[2] = {(uint32_t)op, same};
+    bool vec4 = same && pc.off_a % 4 == 0 && pc.off_b % 4 == 0;
+    uint32_t extra[3] = {(uint32_t)op, same, vec4};
     vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_binary, slots, 3, extra, 2,
+    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_binary, slots, 3, extra, 3,
                             sizeof(pc), &pipe));
     static const char *names[] = {"add", "sub", "mul", "div"};
     VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
         .op = names[op], .pipe = pipe, .writes = {o}, .nwrites = 1,
         .reads = {a, b}, .nreads = 2, .push = &pc,
-        .groups = {vkf_div_up(pc.n, 256), 1, 1}}));
+        .groups = {vkf_div_up(vec4 ? vkf_div_up(pc.n, 4) : pc.n, 256), 1, 1}}));
     *out = o;
     return 0;
 fail:

@@ -53,14 +53,16 @@ int vkf_op_strided(vkf_gpu *gpu, uint32_t op, vkf_tensor *src, vkf_tensor *dst,
         pc.ds[d] = (uint32_t)dst5[d];
     }
     vkf_tensor *slots[2] = {dst, src};
-    uint32_t extra[2] = {op, vkf_tensor_is_contiguous(src) && vkf_tensor_is_contiguous(dst)};
+    bool contig = vkf_tensor_is_contiguous(src) && vkf_tensor_is_contiguous(dst);
+    bool vec4 = contig && pc.off_s % 4 == 0 && pc.off_d % 4 == 0;
+    uint32_t extra[3] = {op, contig, vec4};
     vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_unary, slots, 2, extra, 2,
+    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_unary, slots, 2, extra, 3,
                             sizeof(pc), &pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
         .op = op_name(op), .pipe = pipe, .writes = {dst}, .nwrites = 1,
         .reads = {src}, .nreads = 1, .push = &pc,
-        .groups = {vkf_div_up(pc.n, 256), 1, 1}}));
+        .groups = {vkf_div_up(vec4 ? vkf_div_up(pc.n, 4) : pc.n, 256), 1, 1}}));
 fail:
     return err;
 }
