@@ -465,7 +465,7 @@ int vkf_load_workflow_file(const char *path, const vkf_registry *reg, vkf_graph 
             break;
     }
     if (ferror(f)) {
-        ret = fail(err, VKF_EIO, "%s: read error", path);
+        ret = fail(err, VKF_EIO, "%s: %s", path, strerror(errno));
         goto done;
     }
     ret = vkf_load_workflow_mem(buf, len, path, reg, out, err);

@@ -167,6 +167,10 @@ int main(void)
     run("PNG (workflow only)", load_mem, png_ui, png_len);
     free(png);
     free(png_ui);
+    size_t webp_len;
+    char *webp = read_example("tests/fuzz/corpus_meta/exif_be.webp", &webp_len);
+    run("WebP", load_mem, webp, webp_len);
+    vkf_free(webp);
     /* Error paths allocate too: unknown classes, parse errors. */
     size_t cn_len;
     char *cn = read_example("tests/load/data/examples/controlnet.workflow.json", &cn_len);

@@ -386,6 +386,9 @@ static void test_file(void)
     CHECK_INT(vkf_load_workflow_file(path, reg, &g, &err), VKF_ENOTFOUND);
     CHECK(err.message && strstr(err.message, path));
     vkf_load_error_clear(&err);
+    CHECK_INT(vkf_load_workflow_file("/", reg, &g, &err), VKF_EIO);
+    CHECK(err.message && strstr(err.message, "/: "));
+    vkf_load_error_clear(&err);
     free(b.d);
 }
 

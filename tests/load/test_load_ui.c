@@ -314,6 +314,10 @@ static void test_unknown_and_unsupported(void)
     CHECK(err.message && strstr(err.message, "FancySampler, UpscaleModelLoader"));
     CHECK(g == NULL);
     vkf_load_error_clear(&err);
+    /* The error record is optional. */
+    char *text = q("{'nodes': [{'id': 1, 'type': 'FancySampler'}], 'links': []}");
+    CHECK(vkf_load_workflow_json(text, strlen(text), reg, &g, NULL) == VKF_ENOTFOUND && !g);
+    vkf_free(text);
 
     r = convert("{'nodes': [{'id': 7, 'type': 'a1b2c3d4-0000-4000-8000-000000000000'}], 'links': [],"
                 " 'definitions': {'subgraphs': [{'id': 'a1b2c3d4-0000-4000-8000-000000000000', 'name': 'My block',"
