@@ -100,6 +100,10 @@ typedef struct vkf_upload {
 } vkf_upload;
 
 int vkf_app_upload(vkf_app *app, const vkf_upload *up, vkf_http_response *resp);
+/* mask.c: original (PNG) with its alpha replaced by the mask's, written
+ * atomically to dest; *error says why it failed. */
+int vkf_mask_composite(const char *original, const void *mask, size_t mask_size,
+                       const char *dest, const char **error);
 /* A JSON response: {"error": {"type", "message", "details", "extra_info"}}. */
 int vkf_http_error(vkf_http_response *resp, int status, const char *type, const char *message);
 int vkf_http_json(vkf_http_response *resp, int status, cJSON *body);   /* consumes body */

@@ -802,10 +802,61 @@ static int make_dirs(const char *path)
     return err;
 }
 
+/* The image a mask upload applies to (ComfyUI's original_ref); on a bad
+ * reference resp is filled with a 400 or 403. */
+static int mask_original(vkf_app *app, const char *ref_json, vkf_http_response *resp,
+                         char **path)
+{
+    int err = 0;
+    char *name = NULL, *dir = NULL;
+    cJSON *ref = ref_json ? cJSON_Parse(ref_json) : NULL;
+    const cJSON *fn = cJSON_GetObjectItemCaseSensitive(ref, "filename");
+    const cJSON *jtype = cJSON_GetObjectItemCaseSensitive(ref, "type");
+    const cJSON *jsub = cJSON_GetObjectItemCaseSensitive(ref, "subfolder");
+    if (!cJSON_IsString(fn) || (jtype && !cJSON_IsString(jtype)) ||
+        (jsub && !cJSON_IsString(jsub))) {
+        err = error_reply(resp, 400, "invalid_original_ref",
+                          "original_ref must be a JSON object with a filename", "original_ref");
+        goto done;
+    }
+    VKF_CHECK_ALLOC(name = vkf_strdup(fn->valuestring));
+    const char *ann = strip_annotation(name);
+    if (!name[0] || name[0] == '/' || strstr(name, "..")) {
+        err = error_reply(resp, 400, "invalid_filename", "Invalid file name", fn->valuestring);
+        goto done;
+    }
+    const char *type = ann ? ann : jtype ? jtype->valuestring : "output";
+    const char *root = dir_by_type(app, type);
+    if (!root) {
+        err = error_reply(resp, 400, "invalid_type", "Unknown or unconfigured directory type", type);
+        goto done;
+    }
+    const char *sub = jsub ? jsub->valuestring : "";
+    VKF_CHECK_ALLOC(dir = sub[0] ? lexical_join(root, sub) : vkf_strdup(root));
+    if (!under_root(root, dir)) {
+        err = error_reply(resp, 403, "forbidden", "The subfolder leads outside its directory", sub);
+        goto done;
+    }
+    VKF_CHECK_ALLOC(*path = vkf_asprintf("%s/%s", dir, name));
+    struct stat st;
+    if (stat(*path, &st) == 0 && !vkf_path_is_inside(root, *path)) {
+        vkf_free(*path);
+        *path = NULL;
+        err = error_reply(resp, 403, "forbidden", "The file lies outside its directory", name);
+    }
+    goto done;
+fail:
+done:
+    cJSON_Delete(ref);
+    vkf_free(name);
+    vkf_free(dir);
+    return err;
+}
+
 int vkf_app_upload(vkf_app *app, const vkf_upload *up, vkf_http_response *resp)
 {
     int err = 0;
-    char *folder = NULL, *path = NULL, *name = NULL;
+    char *folder = NULL, *path = NULL, *name = NULL, *original = NULL;
     vkf_atomic_file *af = NULL;
     const char *type = up->type ? up->type : "input";
     const char *sub = up->subfolder ? up->subfolder : "";
@@ -823,15 +874,9 @@ int vkf_app_upload(vkf_app *app, const vkf_upload *up, vkf_http_response *resp)
         return error_reply(resp, 400, "invalid_subfolder",
                            "The subfolder leads outside its directory", sub);
     if (up->mask) {
-        cJSON *ref = up->original_ref ? cJSON_Parse(up->original_ref) : NULL;
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(ref, "filename");
-        bool ok = cJSON_IsString(fn) && fn->valuestring[0] && fn->valuestring[0] != '/' &&
-                  !strstr(fn->valuestring, "..");
-        cJSON_Delete(ref);
-        if (!ok)
-            return error_reply(resp, 400, "invalid_original_ref",
-                               "original_ref must be a JSON object with a safe filename",
-                               "original_ref");
+        err = mask_original(app, up->original_ref, resp, &original);
+        if (err < 0 || resp->status)
+            goto done;
     }
     VKF_CHECK_ALLOC(folder = lexical_join(root, sub));
     if (!under_root(root, folder) || make_dirs(folder) < 0 || !vkf_path_is_inside(root, folder)) {
@@ -858,17 +903,23 @@ int vkf_app_upload(vkf_app *app, const vkf_upload *up, vkf_http_response *resp)
             VKF_CHECK_ALLOC(path = vkf_asprintf("%s/%s", folder, name));
         }
     }
-    if (!duplicate) {
-        /* Masks: ComfyUI copies the mask's alpha into the original image;
-         * vkflow has no image codecs in the server yet and stores the
-         * uploaded mask image itself (docs/server.md). */
-        if ((err = vkf_atomic_file_open(&af, path)) < 0 ||
-            (err = vkf_atomic_file_write(af, up->data, up->size)) < 0 ||
-            (err = vkf_atomic_file_commit(&af)) < 0) {
-            vkf_atomic_file_abort(&af);
-            err = error_reply(resp, 500, "io_error", "Cannot write the uploaded file", name);
+    struct stat ost;
+    if (duplicate) {
+        /* ComfyUI keeps the file that is already there. */
+    } else if (up->mask) {
+        /* As ComfyUI: nothing is written when the original is missing. */
+        const char *why = NULL;
+        if (original && stat(original, &ost) == 0 && S_ISREG(ost.st_mode) &&
+            vkf_mask_composite(original, up->data, up->size, path, &why) < 0) {
+            err = error_reply(resp, 400, "invalid_mask", "Cannot apply the mask", why);
             goto done;
         }
+    } else if ((err = vkf_atomic_file_open(&af, path)) < 0 ||
+               (err = vkf_atomic_file_write(af, up->data, up->size)) < 0 ||
+               (err = vkf_atomic_file_commit(&af)) < 0) {
+        vkf_atomic_file_abort(&af);
+        err = error_reply(resp, 500, "io_error", "Cannot write the uploaded file", name);
+        goto done;
     }
     cJSON *r = cJSON_CreateObject();
     if (!r || !cJSON_AddStringToObject(r, "name", name) ||
@@ -883,6 +934,7 @@ done:
     vkf_free(folder);
     vkf_free(path);
     vkf_free(name);
+    vkf_free(original);
     return err;
 }
 

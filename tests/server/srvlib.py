@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import zlib
 
 HOST = "127.0.0.1"
 
@@ -272,3 +273,56 @@ def slow_prompt(steps, ms):
     """Slow and interruptible; vary steps or ms to dodge the cache."""
     return {"1": {"class_type": "TestSlowSteps", "inputs": {"steps": steps, "ms_per_step": ms}},
             "3": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+
+
+def png_encode(width, height, pixels, channels, text=None):
+    """8-bit RGB (channels 3) or RGBA (4) PNG; pixels is bytes, row-major."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ctype = {3: 2, 4: 6}[channels]
+    raw = b"".join(b"\0" + pixels[y * width * channels:(y + 1) * width * channels]
+                   for y in range(height))
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, ctype,
+                                                               0, 0, 0))
+    for k, v in (text or {}).items():
+        out += chunk(b"tEXt", k.encode("latin-1") + b"\0" + v.encode("latin-1"))
+    return out + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def png_decode(data):
+    """(width, height, channels, pixels, text) of an 8-bit RGB/RGBA PNG."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, text = 8, b"", {}
+    while pos < len(data):
+        n = struct.unpack(">I", data[pos:pos + 4])[0]
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if kind == b"IHDR":
+            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
+            assert depth == 8 and ctype in (2, 6) and body[12] == 0
+        elif kind == b"IDAT":
+            idat += body
+        elif kind == b"tEXt":
+            k, v = body.split(b"\0", 1)
+            text[k.decode("latin-1")] = v.decode("latin-1")
+    ch = 3 if ctype == 2 else 4
+    raw, stride, out, prev = zlib.decompress(idat), w * ch, bytearray(), bytearray(w * ch)
+    for y in range(h):
+        f, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - ch] if i >= ch else 0
+            b, c = prev[i], prev[i - ch] if i >= ch else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                pr = a if pa <= pb and pa <= pc else b if pb <= pc else c
+                line[i] = (line[i] + pr) & 255
+        out += line
+        prev = line
+    return w, h, ch, bytes(out), text

@@ -11,8 +11,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from srvlib import (WS, Checker, Server, WSClosed, finished, get_json, multipart, post_json,
-                    request, slow_prompt, text_prompt)
+from srvlib import (WS, Checker, Server, WSClosed, finished, get_json, multipart, png_decode,
+                    png_encode, post_json, request, slow_prompt, text_prompt)
 
 EXE = sys.argv[1]
 check = Checker("server_protocol")
@@ -359,12 +359,37 @@ try:
     check(st == 400, "JSON upload is 400")
     st, _ = upload({}, {"image": ("big.png", b"x" * (1024 * 1024 + 10))})
     check(st == 413, "upload over --max-upload-mb is 413")
-    st, j = upload({"original_ref": json.dumps({"filename": "up.png", "type": "input"})},
-                   {"image": ("clipspace-mask.png", b"mask")}, "/upload/mask")
-    check(st == 200 and j["name"] == "clipspace-mask.png" and j["type"] == "input", "mask upload")
+    # Mask: the original's colours and text chunks, the mask's alpha.
+    W, H = 3, 2
+    orig = bytes(i % 251 for i in range(W * H * 3))
+    with open(srv.path("input", "photo.png"), "wb") as f:
+        f.write(png_encode(W, H, orig, 3, {"workflow": "{\"nodes\": []}", "prompt": "{}"}))
+    mask = bytes(v for i in range(W * H) for v in (9, 9, 9, 40 * i))
+    ref = json.dumps({"filename": "photo.png", "subfolder": "", "type": "input"})
+    st, j = upload({"original_ref": ref, "type": "input", "subfolder": "clipspace"},
+                   {"image": ("clipspace-mask-1.png", png_encode(W, H, mask, 4))}, "/upload/mask")
+    check(st == 200 and j == {"name": "clipspace-mask-1.png", "subfolder": "clipspace",
+                              "type": "input"}, f"mask upload {j}")
+    w, h, ch, px, text = png_decode(open(srv.path("input", "clipspace", "clipspace-mask-1.png"),
+                                         "rb").read())
+    want = bytes(v for i in range(W * H) for v in (*orig[3 * i:3 * i + 3], 40 * i))
+    check((w, h, ch) == (W, H, 4) and px == want, "mask alpha over the original's colours")
+    check(text == {"workflow": "{\"nodes\": []}", "prompt": "{}"}, "original's text chunks kept")
+    st, j = upload({"original_ref": json.dumps({"filename": "photo.png [input]"})},
+                   {"image": ("m2.png", png_encode(1, 1, b"\0\0\0\0", 4))}, "/upload/mask")
+    check(st == 400, "mask of another size is 400")
+    st, j = upload({"original_ref": json.dumps({"filename": "gone.png"})},
+                   {"image": ("m3.png", png_encode(W, H, mask, 4))}, "/upload/mask")
+    check(st == 200 and not os.path.exists(srv.path("input", "m3.png")),
+          "mask of a missing original writes nothing (as ComfyUI)")
     st, _ = upload({"original_ref": json.dumps({"filename": "../x.png"})},
                    {"image": ("m.png", b"m")}, "/upload/mask")
     check(st == 400, "mask with an unsafe original_ref")
+    st, _ = upload({"original_ref": json.dumps({"filename": "x.png", "subfolder": "../.."})},
+                   {"image": ("m.png", b"m")}, "/upload/mask")
+    check(st == 403, "mask with an escaping original subfolder")
+    st, _ = upload({}, {"image": ("m.png", b"m")}, "/upload/mask")
+    check(st == 400, "mask without original_ref")
 
     # ---- body limit without sending the body ------------------------------------------
     s = socket.create_connection(("127.0.0.1", P), timeout=10)
