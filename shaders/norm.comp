@@ -14,6 +14,9 @@ layout(local_size_x = 64) in;
 layout(constant_id = 9) const uint MODE = 0;
 layout(constant_id = 10) const uint HAS_W = 0;
 layout(constant_id = 11) const uint HAS_B = 0;
+/* 1: cols, hw and the x offset are multiples of 4: vec4 accesses of x and
+ * out (the 4 elements of a vec4 then share one affine channel). */
+layout(constant_id = 12) const uint VEC4 = 0;
 
 /* Mirrors struct norm_push in core/gpu/ops/norm.c. */
 layout(push_constant) uniform Push {
@@ -35,27 +38,58 @@ void main()
     uint l = gl_LocalInvocationID.x;
     uint xb = p.off_x + row * p.cols, ob = row * p.cols;
     float mean = 0.0;
+    uint step = VEC4 == 1u ? RED_WG * 4u : RED_WG;
+    uint first = VEC4 == 1u ? l * 4u : l;
     if (MODE != 1u) {
         float s = 0.0;
-        for (uint i = l; i < p.cols; i += RED_WG)
-            s += x_ld(xb + i);
+        for (uint i = first; i < p.cols; i += step) {
+            if (VEC4 == 1u) {
+                vec4 v = x_ld4(xb + i);
+                s += (v.x + v.y) + (v.z + v.w);
+            } else {
+                s += x_ld(xb + i);
+            }
+        }
         mean = wg_sum(s) / float(p.cols);
     }
     /* Second pass around the mean: no catastrophic cancellation. */
     float q = 0.0;
-    for (uint i = l; i < p.cols; i += RED_WG) {
-        float d = x_ld(xb + i) - mean;
-        q += d * d;
+    for (uint i = first; i < p.cols; i += step) {
+        if (VEC4 == 1u) {
+            vec4 d = x_ld4(xb + i) - mean;
+            q += dot(d, d);
+        } else {
+            float d = x_ld(xb + i) - mean;
+            q += d * d;
+        }
     }
     float inv = inversesqrt(wg_sum(q) / float(p.cols) + p.eps);
     uint cbase = (row % p.groups) * (p.cols / p.hw);
-    for (uint i = l; i < p.cols; i += RED_WG) {
-        float v = (x_ld(xb + i) - mean) * inv;
+    for (uint i = first; i < p.cols; i += step) {
         uint ch = cbase + i / p.hw;
-        if (HAS_W == 1u)
-            v *= w_ld(p.off_w + ch);
-        if (HAS_B == 1u)
-            v += b_ld(p.off_b + ch);
-        o_st(ob + i, v);
+        if (VEC4 == 1u) {
+            vec4 v = (x_ld4(xb + i) - mean) * inv;
+            if (MODE == 2u) {
+                if (HAS_W == 1u)
+                    v *= w_ld(p.off_w + ch);
+                if (HAS_B == 1u)
+                    v += b_ld(p.off_b + ch);
+            } else {
+                if (HAS_W == 1u)
+                    v *= vec4(w_ld(p.off_w + ch), w_ld(p.off_w + ch + 1u),
+                              w_ld(p.off_w + ch + 2u), w_ld(p.off_w + ch + 3u));
+                if (HAS_B == 1u)
+                    v += vec4(b_ld(p.off_b + ch), b_ld(p.off_b + ch + 1u),
+                              b_ld(p.off_b + ch + 2u), b_ld(p.off_b + ch + 3u));
+            }
+            o_st4(ob + i, v);
+        } else {
+            float v = (x_ld(xb + i) - mean) * inv;
+            if (HAS_W == 1u)
+                v *= w_ld(p.off_w + ch);
+            if (HAS_B == 1u)
+                v += b_ld(p.off_b + ch);
+            o_st(ob + i, v);
+        }
     }
 }

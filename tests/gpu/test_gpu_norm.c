@@ -97,15 +97,21 @@ int main(void)
         test_rows(gpu, (vkf_dtype)dt, 7, 13);
         test_rows(gpu, (vkf_dtype)dt, 13, 127);
         test_rows(gpu, (vkf_dtype)dt, 3, 4099);
+        test_rows(gpu, (vkf_dtype)dt, 5, 320);   /* vec4 paths */
+        test_rows(gpu, (vkf_dtype)dt, 2, 4);
         test_group(gpu, (vkf_dtype)dt, 2, 12, 7, 13, 4);
         test_group(gpu, (vkf_dtype)dt, 1, 32, 3, 5, 32);
         test_group(gpu, (vkf_dtype)dt, 1, 6, 1, 1, 1);
+        test_group(gpu, (vkf_dtype)dt, 2, 8, 4, 6, 2);   /* vec4 paths */
+        test_group(gpu, (vkf_dtype)dt, 1, 32, 2, 2, 32);
     }
     int rc = gt_finish(&gpu);
     /* Rows spanning storage chunks (16 KiB chunks). */
     gpu = gt_gpu_open((vkf_gpu_params){.max_chunk_bytes = 16384});
     test_rows(gpu, VKF_DTYPE_F32, 3, 4099);
+    test_rows(gpu, VKF_DTYPE_BF16, 9, 1024);
     test_group(gpu, VKF_DTYPE_F16, 2, 12, 17, 13, 3);
+    test_group(gpu, VKF_DTYPE_F32, 2, 12, 16, 16, 4);
     rc |= gt_finish(&gpu);
     return rc;
 }

@@ -39,9 +39,12 @@ static int norm(vkf_gpu *gpu, uint32_t mode, vkf_tensor *x, uint32_t rows,
         .eps = eps,
     };
     vkf_tensor *slots[4] = {o, xc, wc ? wc : xc, bc ? bc : xc};
-    uint32_t extra[3] = {mode, wc != NULL, bc != NULL};
+    /* Group norm: a vec4 must not straddle two channels (hw % 4); layer and
+     * RMS norm read the 4 channels one by one. */
+    bool vec4 = cols % 4 == 0 && pc.off_x % 4 == 0 && (mode != MODE_GROUP || hw % 4 == 0);
+    uint32_t extra[4] = {mode, wc != NULL, bc != NULL, vec4};
     vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_norm, slots, 4, extra, 3,
+    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_norm, slots, 4, extra, 4,
                             sizeof(pc), &pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
         .op = names[mode], .pipe = pipe, .writes = {o}, .nwrites = 1,

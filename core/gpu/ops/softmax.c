@@ -28,7 +28,8 @@ int vkf_op_softmax(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor **out)
     };
     vkf_tensor *slots[2] = {o, xc};
     vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_softmax, slots, 2, NULL, 0,
+    uint32_t extra[1] = {cols % 4 == 0 && pc.off_x % 4 == 0};
+    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_softmax, slots, 2, extra, 1,
                             sizeof(pc), &pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
         .op = "softmax", .pipe = pipe, .writes = {o}, .nwrites = 1,
