@@ -534,6 +534,17 @@ int vkf_json_to_text(const cJSON *item, char **out)
     return vkf_sb_finish(&sb, out);
 }
 
+const cJSON *vkf_json_get(const cJSON *obj, const char *key)
+{
+    const cJSON *found = NULL;
+    if (!cJSON_IsObject(obj))
+        return NULL;
+    for (const cJSON *it = obj->child; it; it = it->next)
+        if (it->string && !strcmp(it->string, key))
+            found = it;
+    return found;
+}
+
 /* ---- JSON to values ---------------------------------------------------------------- */
 
 /* Integer literal text ("-?digits") as an exact value; false if not one or
@@ -578,7 +589,7 @@ int vkf_json_to_value(const cJSON *item, vkf_value *v)
 {
     memset(v, 0, sizeof(*v));
     if (cJSON_IsObject(item)) {
-        const cJSON *inner = cJSON_GetObjectItemCaseSensitive(item, "__value__");
+        const cJSON *inner = vkf_json_get(item, "__value__");
         if (inner)
             item = inner;
     }

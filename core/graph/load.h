@@ -41,6 +41,9 @@ void vkf_sb_free(vkf_sb *sb);
  */
 int vkf_json_parse(const char *text, size_t len, const char *what, cJSON **out,
                    vkf_load_error *err);
+/* obj[key] as JavaScript and Python read it: case-sensitive, the last of
+ * duplicate keys wins.  NULL if absent or obj is not an object. */
+const cJSON *vkf_json_get(const cJSON *obj, const char *key);
 /* Writes item as JSON (numbers from their literal when they have one). */
 void vkf_json_write(vkf_sb *sb, const cJSON *item, bool pretty, int indent);
 int vkf_json_to_text(const cJSON *item, char **out);

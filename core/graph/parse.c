@@ -13,7 +13,7 @@ int vkf_graph_from_api(const cJSON *prompt, vkf_graph *g, vkf_load_error *err)
         const char *id = jn->string ? jn->string : "";
         if (!cJSON_IsObject(jn))
             return vkf_load_fail(err, VKF_EPARSE, "node \"%s\": expected an object with class_type and inputs", id);
-        const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(jn, "inputs");
+        const cJSON *inputs = vkf_json_get(jn, "inputs");
         if (inputs && !cJSON_IsObject(inputs) && !cJSON_IsNull(inputs))
             return vkf_load_fail(err, VKF_EPARSE, "node \"%s\": \"inputs\" is not an object", id);
 
@@ -28,11 +28,11 @@ int vkf_graph_from_api(const cJSON *prompt, vkf_graph *g, vkf_load_error *err)
         } else if (!(n = vkf_graph_add_node(g, id))) {
             goto oom;
         }
-        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(jn, "class_type");
+        const cJSON *ct = vkf_json_get(jn, "class_type");
         if (cJSON_IsString(ct) && !(n->class_type = vkf_strdup(ct->valuestring)))
             goto oom;
-        const cJSON *meta = cJSON_GetObjectItemCaseSensitive(jn, "_meta");
-        const cJSON *title = cJSON_IsObject(meta) ? cJSON_GetObjectItemCaseSensitive(meta, "title") : NULL;
+        const cJSON *meta = vkf_json_get(jn, "_meta");
+        const cJSON *title = cJSON_IsObject(meta) ? vkf_json_get(meta, "title") : NULL;
         if (cJSON_IsString(title) && !(n->title = vkf_strdup(title->valuestring)))
             goto oom;
         for (const cJSON *ji = cJSON_IsObject(inputs) ? inputs->child : NULL; ji; ji = ji->next) {
@@ -53,9 +53,9 @@ oom:
 
 static int read_body(const cJSON *root, vkf_graph *g, vkf_load_error *err)
 {
-    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(root, "client_id");
-    const cJSON *pid = cJSON_GetObjectItemCaseSensitive(root, "prompt_id");
-    const cJSON *targets = cJSON_GetObjectItemCaseSensitive(root, "partial_execution_targets");
+    const cJSON *cid = vkf_json_get(root, "client_id");
+    const cJSON *pid = vkf_json_get(root, "prompt_id");
+    const cJSON *targets = vkf_json_get(root, "partial_execution_targets");
     if (cJSON_IsString(cid) && !(g->client_id = vkf_strdup(cid->valuestring)))
         goto oom;
     if (cJSON_IsString(pid) && !(g->prompt_id = vkf_strdup(pid->valuestring)))
@@ -72,9 +72,9 @@ static int read_body(const cJSON *root, vkf_graph *g, vkf_load_error *err)
             g->nb_partial_targets++;
         }
     }
-    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "extra_data");
-    const cJSON *pnginfo = cJSON_IsObject(extra) ? cJSON_GetObjectItemCaseSensitive(extra, "extra_pnginfo") : NULL;
-    const cJSON *wf = cJSON_IsObject(pnginfo) ? cJSON_GetObjectItemCaseSensitive(pnginfo, "workflow") : NULL;
+    const cJSON *extra = vkf_json_get(root, "extra_data");
+    const cJSON *pnginfo = cJSON_IsObject(extra) ? vkf_json_get(extra, "extra_pnginfo") : NULL;
+    const cJSON *wf = cJSON_IsObject(pnginfo) ? vkf_json_get(pnginfo, "workflow") : NULL;
     if (wf && !cJSON_IsNull(wf) && vkf_json_to_text(wf, &g->workflow_json) < 0)
         goto oom;
     return 0;
@@ -84,25 +84,24 @@ oom:
 
 static bool is_ui_workflow(const cJSON *root)
 {
-    return cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "nodes")) &&
-           !cJSON_HasObjectItem(cJSON_GetObjectItemCaseSensitive(root, "nodes"), "class_type");
+    return cJSON_IsArray(vkf_json_get(root, "nodes"));
 }
 
 /* Some value of root looks like an API node. */
 static bool has_node(const cJSON *root)
 {
     for (const cJSON *jn = root->child; jn; jn = jn->next)
-        if (cJSON_IsObject(jn) && cJSON_HasObjectItem(jn, "class_type"))
+        if (vkf_json_get(jn, "class_type"))
             return true;
     return false;
 }
 
 static bool is_body(const cJSON *root)
 {
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    const cJSON *p = vkf_json_get(root, "prompt");
     /* An API prompt may have a node with id "prompt": that one has a
      * class_type. */
-    return cJSON_IsObject(p) && !cJSON_HasObjectItem(p, "class_type");
+    return cJSON_IsObject(p) && !vkf_json_get(p, "class_type");
 }
 
 int vkf_load_workflow_json(const char *json, size_t len, const vkf_registry *reg,
@@ -126,7 +125,7 @@ int vkf_load_workflow_json(const char *json, size_t len, const vkf_registry *reg
         goto fail;
     }
     if (is_body(root)) {
-        const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+        const cJSON *prompt = vkf_json_get(root, "prompt");
         if ((ret = read_body(root, g, err)) < 0 || (ret = vkf_graph_from_api(prompt, g, err)) < 0)
             goto fail;
         if ((ret = vkf_json_to_text(prompt, &g->prompt_json)) < 0)
@@ -141,9 +140,8 @@ int vkf_load_workflow_json(const char *json, size_t len, const vkf_registry *reg
         if ((ret = vkf_json_to_text(root, &g->workflow_json)) < 0 ||
             (ret = vkf_graph_to_json(g, &g->prompt_json, false)) < 0)
             goto oom;
-    } else if (!has_node(root) && (cJSON_HasObjectItem(root, "prompt") ||
-                                   cJSON_HasObjectItem(root, "client_id") ||
-                                   cJSON_HasObjectItem(root, "extra_data"))) {
+    } else if (!has_node(root) && (vkf_json_get(root, "prompt") || vkf_json_get(root, "client_id") ||
+                                   vkf_json_get(root, "extra_data"))) {
         ret = vkf_load_fail(err, VKF_EPARSE, "No prompt provided: the request body has no \"prompt\" object");
         goto fail;
     } else {

@@ -112,18 +112,18 @@ static int read_node(conv *c, const cJSON *jn, int index, const vkf_registry *re
 {
     unode *n = &c->nodes[c->nb];
     memset(n, 0, sizeof(*n));
-    int err = id_text(cJSON_GetObjectItemCaseSensitive(jn, "id"), &n->id);
+    int err = id_text(vkf_json_get(jn, "id"), &n->id);
     if (err == VKF_ENOMEM)
         return oom(c);
     if (err < 0)
         return vkf_load_fail(c->err, VKF_EPARSE, "UI workflow: node at index %d has no valid id", index);
     c->nb++;
-    n->type = str_or_null(cJSON_GetObjectItemCaseSensitive(jn, "type"));
-    n->title = str_or_null(cJSON_GetObjectItemCaseSensitive(jn, "title"));
+    n->type = str_or_null(vkf_json_get(jn, "type"));
+    n->title = str_or_null(vkf_json_get(jn, "title"));
     int64_t mode = 0;
-    vkf_json_int(cJSON_GetObjectItemCaseSensitive(jn, "mode"), &mode);
+    vkf_json_int(vkf_json_get(jn, "mode"), &mode);
     n->mode = mode == MODE_NEVER || mode == MODE_BYPASS ? (int)mode : 0;
-    n->widgets = cJSON_GetObjectItemCaseSensitive(jn, "widgets_values");
+    n->widgets = vkf_json_get(jn, "widgets_values");
     if (!cJSON_IsArray(n->widgets) && !cJSON_IsObject(n->widgets))
         n->widgets = NULL;
     for (size_t i = 0; n->type && i < VKF_ARRAY_SIZE(virtual_types); i++)
@@ -132,7 +132,7 @@ static int read_node(conv *c, const cJSON *jn, int index, const vkf_registry *re
     n->is_primitive = n->type && !strcmp(n->type, "PrimitiveNode");
     n->def = n->type && !n->is_virtual ? vkf_registry_find(reg, n->type) : NULL;
 
-    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(jn, "inputs");
+    const cJSON *ins = vkf_json_get(jn, "inputs");
     int nin = cJSON_IsArray(ins) ? cJSON_GetArraySize(ins) : 0;
     if (nin && !(n->in = vkf_calloc((size_t)nin, sizeof(*n->in))))
         return oom(c);
@@ -140,18 +140,18 @@ static int read_node(conv *c, const cJSON *jn, int index, const vkf_registry *re
         uslot *u = &n->in[n->nb_in++];
         if (!cJSON_IsObject(s))
             continue;
-        u->name = str_or_null(cJSON_GetObjectItemCaseSensitive(s, "name"));
-        u->type = str_or_null(cJSON_GetObjectItemCaseSensitive(s, "type"));
-        const cJSON *w = cJSON_GetObjectItemCaseSensitive(s, "widget");
-        u->widget = cJSON_IsObject(w) ? str_or_null(cJSON_GetObjectItemCaseSensitive(w, "name")) : NULL;
-        u->linked = vkf_json_int(cJSON_GetObjectItemCaseSensitive(s, "link"), &u->link);
+        u->name = str_or_null(vkf_json_get(s, "name"));
+        u->type = str_or_null(vkf_json_get(s, "type"));
+        const cJSON *w = vkf_json_get(s, "widget");
+        u->widget = cJSON_IsObject(w) ? str_or_null(vkf_json_get(w, "name")) : NULL;
+        u->linked = vkf_json_int(vkf_json_get(s, "link"), &u->link);
     }
-    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(jn, "outputs");
+    const cJSON *outs = vkf_json_get(jn, "outputs");
     int nout = cJSON_IsArray(outs) ? cJSON_GetArraySize(outs) : 0;
     if (nout && !(n->out_types = vkf_calloc((size_t)nout, sizeof(*n->out_types))))
         return oom(c);
     for (const cJSON *s = nout ? outs->child : NULL; s; s = s->next)
-        n->out_types[n->nb_out++] = cJSON_IsObject(s) ? str_or_null(cJSON_GetObjectItemCaseSensitive(s, "type")) : NULL;
+        n->out_types[n->nb_out++] = cJSON_IsObject(s) ? str_or_null(vkf_json_get(s, "type")) : NULL;
     return 0;
 }
 
@@ -167,7 +167,7 @@ static int read_link(conv *c, const cJSON *jl)
     } else if (cJSON_IsObject(jl)) {
         static const char *const keys[] = {"id", "origin_id", "origin_slot", "target_id", "target_slot"};
         for (int i = 0; i < 5; i++)
-            f[i] = cJSON_GetObjectItemCaseSensitive(jl, keys[i]);
+            f[i] = vkf_json_get(jl, keys[i]);
     }
     ulink l = {0};
     int64_t os, ts;
@@ -551,7 +551,7 @@ static int emit_node(conv *c, const unode *n, vkf_graph *g, int budget_max)
             continue;
         const cJSON *item = NULL;
         if (cJSON_IsObject(n->widgets))
-            item = cJSON_GetObjectItemCaseSensitive(n->widgets, in->name);
+            item = vkf_json_get(n->widgets, in->name);
         else if (w < nvals)
             item = wv;
         int step = 1 + companions(in);
@@ -595,8 +595,8 @@ static int emit_node(conv *c, const unode *n, vkf_graph *g, int budget_max)
  * refused, unknown classes are all listed in one error. */
 static int check_types(conv *c, const cJSON *root)
 {
-    const cJSON *defs = cJSON_GetObjectItemCaseSensitive(root, "definitions");
-    const cJSON *subgraphs = cJSON_IsObject(defs) ? cJSON_GetObjectItemCaseSensitive(defs, "subgraphs") : NULL;
+    const cJSON *defs = vkf_json_get(root, "definitions");
+    const cJSON *subgraphs = cJSON_IsObject(defs) ? vkf_json_get(defs, "subgraphs") : NULL;
     vkf_load_error *e = c->err;
     char **unknown = NULL;
     int nb_unknown = 0, ret;
@@ -611,9 +611,9 @@ static int check_types(conv *c, const cJSON *root)
             goto out;
         }
         for (const cJSON *sg = cJSON_IsArray(subgraphs) ? subgraphs->child : NULL; sg; sg = sg->next) {
-            const char *sid = str_or_null(cJSON_GetObjectItemCaseSensitive(sg, "id"));
+            const char *sid = str_or_null(vkf_json_get(sg, "id"));
             if (sid && !strcmp(sid, n->type)) {
-                const char *name = str_or_null(cJSON_GetObjectItemCaseSensitive(sg, "name"));
+                const char *name = str_or_null(vkf_json_get(sg, "name"));
                 ret = vkf_load_fail(e, VKF_EUNSUPPORTED, "subgraphs are not supported: node %s (%s)",
                                     n->id, name ? name : n->type);
                 goto out;
@@ -677,8 +677,8 @@ int vkf_ui_convert(const cJSON *root, const vkf_registry *reg, vkf_graph *g, vkf
     if (!c.rng)
         c.rng = 0x9E3779B97F4A7C15u;
     int ret;
-    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(root, "nodes");
-    const cJSON *links = cJSON_GetObjectItemCaseSensitive(root, "links");
+    const cJSON *nodes = vkf_json_get(root, "nodes");
+    const cJSON *links = vkf_json_get(root, "links");
     int nn = cJSON_GetArraySize(nodes);
     int nl = cJSON_IsArray(links) ? cJSON_GetArraySize(links) : 0;
     if ((nn && !(c.nodes = vkf_calloc((size_t)nn, sizeof(*c.nodes)))) ||

@@ -145,6 +145,18 @@ static void test_body(void)
     CHECK(g && g->nb_nodes == 1 && !strcmp(g->nodes[0].id, "prompt"));
     vkf_graph_free(&g);
 
+    /* Duplicate keys: the last wins (Python, JavaScript), in the place of
+     * the first; keys are case-sensitive. */
+    g = load("{\"1\": {\"class_type\": \"A\", \"Class_Type\": \"C\", \"class_type\": \"B\","
+             " \"inputs\": {\"x\": 1, \"y\": 2, \"x\": 3}}, \"2\": {}, \"1\": {\"class_type\": \"D\"}}", &err);
+    CHECK(g && g->nb_nodes == 2 && !strcmp(g->nodes[0].id, "1") && !strcmp(g->nodes[0].class_type, "D"));
+    vkf_graph_free(&g);
+    g = load("{\"1\": {\"class_type\": \"A\", \"Class_Type\": \"C\", \"class_type\": \"B\","
+             " \"inputs\": {\"x\": 1, \"y\": 2, \"x\": 3}}}", &err);
+    CHECK(g && !strcmp(g->nodes[0].class_type, "B") && g->nodes[0].nb_inputs == 2 &&
+          !strcmp(g->nodes[0].inputs[0].name, "x") && g->nodes[0].inputs[0].value.u.i == 3);
+    vkf_graph_free(&g);
+
     g = load("{\"client_id\": \"x\"}", &err);
     CHECK(!g && err.code == VKF_EPARSE && strstr(err.message, "No prompt provided"));
     vkf_load_error_clear(&err);
