@@ -20,6 +20,7 @@ static const vkf_matmul_tile tiles[] = {
     T(4, 8, 8, .lane_rows = true, .tex = true),
     T(8, 8, 8, .lane_rows = true, .tex = true),
     T(4, 16, 8, .lane_rows = true, .tex = true),
+    T(4, 4, 256, .smem = true),
 };
 #undef T
 
@@ -51,7 +52,7 @@ static void check_case(vkf_gpu *gpu, int64_t batch, int64_t batch_b, int64_t M,
              (long long)K, trans_b, bias, vkf_dtype_name(adt), vkf_dtype_name(bdt),
              tile ? tile->tm : 0, tile ? tile->tn : 0, tile ? tile->wg : 0,
              tile && tile->lane_rows ? " cpu" : "", tile && tile->no_bcast ? " nobc" : "",
-             tile && tile->tex ? " tex" : "");
+             tile && tile->tex ? " tex" : tile && tile->smem ? " smem" : "");
     gt_compare(what, got, want, batch * M * N, 1e-5f, 1e-5f * (float)K);
     free(got);
     free(want);

@@ -25,6 +25,7 @@ const vkf_shader_layout vkf_matmul_layouts[] = {
     {&vkf_shader_matmul_cpu_4x8, 4, 0, sizeof(struct matmul_push)},
     {&vkf_shader_matmul_cpu_8x8, 4, 0, sizeof(struct matmul_push)},
     {&vkf_shader_matmul_cpu_4x16, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_smem, 4, 0, sizeof(struct matmul_push)},
     {0},
 };
 
@@ -34,7 +35,7 @@ void vkf_matmul_default_tile(const vkf_gpu *gpu, bool trans_b,
     /* CPU devices (lavapipe) run one subgroup per workgroup and want many
      * FMAs per (gathered) load; GPUs want wider workgroups.  Measured with
      * `vkflow bench ops`, see docs/vulkan.md. */
-    *tile = (vkf_matmul_tile){.tm = 4, .tn = 4, .wg = 64};
+    *tile = (vkf_matmul_tile){.tm = 4, .tn = 4, .wg = 256, .smem = true};
     if (!strcmp(gpu->info.type, "cpu") && gpu->info.subgroup_size == 8) {
         if (trans_b)
             *tile = (vkf_matmul_tile){.tm = 4, .tn = 16, .wg = 8, .lane_rows = true,
@@ -66,6 +67,8 @@ static const struct {
 
 static const vkf_shader_code *pick_shader(const vkf_matmul_tile *tile)
 {
+    if (tile->smem)
+        return &vkf_shader_matmul_smem;
     for (size_t i = 0; i < VKF_ARRAY_SIZE(kernels); i++)
         if (kernels[i].tm == tile->tm && kernels[i].tn == tile->tn &&
             kernels[i].lane_rows == tile->lane_rows && kernels[i].tex == tile->tex)
@@ -128,6 +131,8 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
         vec = K % 4 == 0 && pc.off_a % 4 == 0 && pc.off_b % 4 == 0;
     extra[3] = vec;
     vkf_matmul_tile fallback;
+    if (tile->smem)
+        vec = false;
     if (tile->tex && !(vec && ac->st->nchunks == 1 && bc->st->nchunks == 1 &&
                        ac->dtype != VKF_DTYPE_BF16 && bc->dtype != VKF_DTYPE_BF16)) {
         /* Texel views need one chunk and a float format: use SSBO loads. */
@@ -147,7 +152,10 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
         goto fail;
     }
     uint32_t gx, gy;
-    if (tile->lane_rows) {
+    if (tile->smem) {
+        gx = vkf_div_up((uint64_t)N, 64);
+        gy = vkf_div_up((uint64_t)M, 64);
+    } else if (tile->lane_rows) {
         gx = vkf_div_up((uint64_t)N, tile->tn);
         gy = vkf_div_up((uint64_t)M, (uint64_t)tile->wg * tile->tm);
     } else {

@@ -30,6 +30,8 @@ typedef struct vkf_matmul_tile {
     bool no_bcast;                 /* disable the subgroup-broadcast path */
     bool lane_rows;                /* matmul_cpu.comp: lanes own rows */
     bool tex;                      /* A, B via uniform texel buffers */
+    bool smem;                     /* matmul_smem.comp: 64x64 shared-memory
+                                      tiles for GPUs (tm, tn, wg ignored) */
 } vkf_matmul_tile;
 
 typedef struct vkf_gpu vkf_gpu;
