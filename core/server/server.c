@@ -929,7 +929,8 @@ int vkf_server_create(vkf_server **out, const vkf_server_params *params)
     if (!srv)
         return VKF_ENOMEM;
     srv->p = *params;
-    if (!srv->p.listen)
+    /* libwebsockets takes an address or an interface name, not a host name. */
+    if (!srv->p.listen || !strcmp(srv->p.listen, "localhost"))
         srv->p.listen = "127.0.0.1";
     if (!srv->p.port)
         srv->p.port = 8188;

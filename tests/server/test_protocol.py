@@ -431,7 +431,8 @@ finally:
     srv.stop()
 
 # ---- auth and CORS --------------------------------------------------------------
-srv = Server(EXE, "--auth-token", "s3cret", "--enable-cors-header", "http://app.example")
+srv = Server(EXE, "--auth-token", "s3cret", "--enable-cors-header", "http://app.example",
+             "--max-history", "3", "--listen", "localhost")
 P = srv.port
 try:
     st, h, _ = request(P, "GET", "/prompt")
@@ -453,6 +454,17 @@ try:
     w = WS(P, "x", query="token=s3cret")
     check(w.recv()["type"] == "status", "websocket with ?token=")
     w.close()
+    auth = {"Authorization": "Bearer s3cret"}
+    ids = []
+    for k in range(5):
+        st, j = post_json(P, "/prompt", {"prompt": text_prompt(f"h{k}")}, headers=auth)
+        ids.append(j["prompt_id"])
+    for _ in range(100):
+        st, h = get_json(P, "/history", headers=auth)
+        if ids[-1] in h:
+            break
+        time.sleep(0.05)
+    check(list(h) == ids[2:], "--max-history keeps the newest entries")
     check(srv.stop(2) == 0, "SIGINT ends an idle server cleanly")
 finally:
     srv.stop()
