@@ -87,6 +87,7 @@ int vkf_graph_node_put(vkf_graph_node *n, const char *name, vkf_graph_input *in)
             char *keep = n->inputs[i].name;
             n->inputs[i].name = NULL;
             vkf_graph_input_clear(&n->inputs[i]);
+            vkf_free(in->name);
             n->inputs[i] = *in;
             n->inputs[i].name = keep;
             memset(in, 0, sizeof(*in));
