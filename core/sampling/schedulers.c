@@ -51,7 +51,8 @@ void vkf_sigmas_karras(int n, double sigma_min, double sigma_max, double rho, fl
     float diff = (float)(min_inv_rho - max_inv_rho);
     torch_linspace_f32(0.0f, 1.0f, n, out);
     for (int i = 0; i < n; i++)
-        out[i] = torch_pow_f32((float)max_inv_rho + out[i] * diff, rho);
+        out[i] = (float)max_inv_rho + out[i] * diff;
+    torch_pow_f32(out, n, rho);
     out[n] = 0.0f;
 }
 
@@ -69,8 +70,9 @@ void vkf_sigmas_polyexponential(int n, double sigma_min, double sigma_max, doubl
     float range = (float)(log(sigma_max) - log(sigma_min));
     float offset = (float)log(sigma_min);
     torch_linspace_f32(1.0f, 0.0f, n, out);
+    torch_pow_f32(out, n, rho);
     for (int i = 0; i < n; i++)
-        out[i] = torch_expf(torch_pow_f32(out[i], rho) * range + offset);
+        out[i] = torch_expf(out[i] * range + offset);
     out[n] = 0.0f;
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "fp_strict.h"
+#include "sleef_powf.h"
 
 /* torch.linspace(start, end, steps) in float32 / float64 on CPU: steps == 1
  * gives start; otherwise the first half counts up from start and the second
@@ -37,26 +38,38 @@ static inline void torch_linspace_f64(double start, double end, int64_t steps, d
         out[i] = i < halfway ? start + step * (double)i : end - step * (double)(steps - i - 1);
 }
 
-/* tensor ** exponent for float32 (Pow.cpp special cases, then powf). */
-static inline float torch_pow_f32(float x, double exponent)
+/*
+ * tensor ** exponent on a float32 tensor of n values, in place (Pow.cpp and
+ * PowKernel.cpp): 0, 1, ±0.5, -1, 2, 3, -2 are special kernels; any other
+ * exponent runs the vector op (SLEEF powf) on the first n - n % 16 values
+ * (two 8-float AVX2 vectors per step) and std::pow in double on the rest.
+ */
+static inline void torch_pow_f32(float *v, int64_t n, double exponent)
 {
-    if (exponent == 0.0)
-        return 1.0f;
-    if (exponent == 1.0)
-        return x;
-    if (exponent == 2.0)
-        return x * x;
-    if (exponent == 3.0)
-        return x * x * x;
-    if (exponent == 0.5)
-        return sqrtf(x);
-    if (exponent == -0.5)
-        return 1.0f / sqrtf(x);
-    if (exponent == -1.0)
-        return 1.0f / x;
-    if (exponent == -2.0)
-        return 1.0f / (x * x);
-    return powf(x, (float)exponent);
+    int64_t vec_end = n - n % 16;
+    for (int64_t i = 0; i < n; i++) {
+        float x = v[i];
+        if (exponent == 0.0)
+            v[i] = 1.0f;
+        else if (exponent == 1.0)
+            v[i] = x;
+        else if (exponent == 0.5)
+            v[i] = sqrtf(x);
+        else if (exponent == -0.5)
+            v[i] = 1.0f / sqrtf(x);
+        else if (exponent == -1.0)
+            v[i] = 1.0f / x;
+        else if (exponent == 2.0)
+            v[i] = x * x;
+        else if (exponent == 3.0)
+            v[i] = x * x * x;
+        else if (exponent == -2.0)
+            v[i] = i < vec_end ? 1.0f / (x * x) : (float)(1.0 / (double)(x * x));
+        else if (i < vec_end && x > 0.0f && isfinite(x))
+            v[i] = sleef_powf(x, (float)exponent);
+        else
+            v[i] = (float)pow((double)x, exponent);
+    }
 }
 
 /*

@@ -484,6 +484,20 @@ def align_your_steps(model_type, steps, denoise):
 STEPS = [1, 2, 3, 20, 50]
 
 
+def function_cases():
+    """torch's float32 exp and pow on many inputs (the vectorized SLEEF path:
+    512 values, a multiple of 16)."""
+    g = torch.Generator().manual_seed(1234)
+    out = []
+    x = torch.rand(512, generator=g) * 25 - 20
+    out.append({"op": "exp", "x": bits(x.numpy()), "y": bits(x.exp().numpy())})
+    base = torch.rand(512, generator=g) * 2.5 + 1e-3
+    for e in [7.0, 2.5, 0.3, 1.0 / 7.0]:
+        out.append({"op": "pow", "exponent": e, "x": bits(base.numpy()) if e == 7.0 else "same",
+                    "y": bits((base ** e).numpy())})
+    return out
+
+
 def formula_cases():
     """EPS / V_PREDICTION / CONST formulas of comfy/model_sampling.py."""
     def reshape(sigma):
@@ -605,7 +619,8 @@ def main():
     write("sampling_noise.json", dict(meta, cases=noise_cases()))
     tables, cases = scheduler_cases()
     write("sampling_schedulers.json", dict(meta, linspace="torch>=2.0 scalar kernel (emulated)",
-                                           tables=tables, formulas=formula_cases(), cases=cases))
+                                           tables=tables, formulas=formula_cases(), functions=function_cases(),
+                                           cases=cases))
     native = json.loads(subprocess.run([sys.executable, os.path.abspath(__file__), "--native-linspace",
                                         "--schedulers-only"], check=True, capture_output=True).stdout)
     diff = worst = total = 0

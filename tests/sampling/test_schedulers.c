@@ -10,6 +10,7 @@
 
 #include "../test.h"
 #include "golden.h"
+#include "sampling/torch_ops.h"
 
 #define REL_TOL 1e-6
 
@@ -193,6 +194,39 @@ static void check_formulas(const cJSON *f)
     vkf_model_sampling_destroy(&v);
 }
 
+/* torch_expf / SLEEF powf against torch on 512 inputs each ("x": "same"
+ * reuses the previous inputs). */
+static void check_functions(const cJSON *fns)
+{
+    static float x[512], y[512];
+    int n = 0;
+    for (const cJSON *f = fns->child; f; f = f->next) {
+        const char *op = cJSON_GetObjectItem(f, "op")->valuestring;
+        const cJSON *xs = cJSON_GetObjectItem(f, "x");
+        int bad = 0;
+        if (cJSON_IsArray(xs)) {
+            n = 0;
+            for (const cJSON *b = xs->child; b && n < 512; b = b->next, n++) {
+                uint32_t u = (uint32_t)b->valuedouble;
+                memcpy(&x[n], &u, sizeof(u));
+            }
+        }
+        if (!strcmp(op, "exp")) {
+            for (int i = 0; i < n; i++)
+                y[i] = torch_expf(x[i]);
+        } else {
+            memcpy(y, x, (size_t)n * sizeof(float));
+            torch_pow_f32(y, n, cJSON_GetObjectItem(f, "exponent")->valuedouble);
+        }
+        int i = 0;
+        for (const cJSON *b = cJSON_GetObjectItem(f, "y")->child; b && i < n; b = b->next, i++)
+            bad += f32_bits(y[i]) != (uint32_t)b->valuedouble;
+        if (bad)
+            fprintf(stderr, "torch %s: %d of %d values differ\n", op, bad, n);
+        CHECK(bad == 0);
+    }
+}
+
 static double num(const cJSON *c, const char *key)
 {
     return cJSON_GetObjectItem(c, key)->valuedouble;
@@ -350,6 +384,7 @@ int main(void)
         return 77;
     check_tables(cJSON_GetObjectItem(golden, "tables"));
     check_formulas(cJSON_GetObjectItem(golden, "formulas"));
+    check_functions(cJSON_GetObjectItem(golden, "functions"));
 
     const char *names[] = {"sd1", "sd3", "auraflow", "flux"};
     vkf_model_sampling *models[4];
