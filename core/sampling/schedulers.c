@@ -83,7 +83,7 @@ void vkf_sigmas_kl_optimal(int n, double sigma_min, double sigma_max, float *out
     for (int i = 0; i < n; i++) {
         /* arange(n).div_(n - 1): 0/0 is NaN for n = 1, as in ComfyUI */
         float u = n > 1 ? (float)i / (float)(n - 1) : NAN;
-        out[i] = tanf(u * atan_min + (1.0f - u) * atan_max);
+        out[i] = sleef_tanf(u * atan_min + (1.0f - u) * atan_max);
     }
     out[n] = 0.0f;
 }

@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "fp_strict.h"
-#include "sleef_powf.h"
+#include "sleef_float.h"
 
 /* torch.linspace(start, end, steps) in float32 / float64 on CPU: steps == 1
  * gives start; otherwise the first half counts up from start and the second

@@ -485,12 +485,14 @@ STEPS = [1, 2, 3, 20, 50]
 
 
 def function_cases():
-    """torch's float32 exp and pow on many inputs (the vectorized SLEEF path:
+    """torch's float32 exp, tan and pow on many inputs (the vectorized SLEEF path:
     512 values, a multiple of 16)."""
     g = torch.Generator().manual_seed(1234)
     out = []
     x = torch.rand(512, generator=g) * 25 - 20
     out.append({"op": "exp", "x": bits(x.numpy()), "y": bits(x.exp().numpy())})
+    t = torch.rand(512, generator=g) * 3.1 - 1.55
+    out.append({"op": "tan", "x": bits(t.numpy()), "y": bits(t.tan().numpy())})
     base = torch.rand(512, generator=g) * 2.5 + 1e-3
     for e in [7.0, 2.5, 0.3, 1.0 / 7.0]:
         out.append({"op": "pow", "exponent": e, "x": bits(base.numpy()) if e == 7.0 else "same",

@@ -194,7 +194,7 @@ static void check_formulas(const cJSON *f)
     vkf_model_sampling_destroy(&v);
 }
 
-/* torch_expf / SLEEF powf against torch on 512 inputs each ("x": "same"
+/* torch_expf, SLEEF tanf and powf against torch on 512 inputs each ("x": "same"
  * reuses the previous inputs). */
 static void check_functions(const cJSON *fns)
 {
@@ -214,6 +214,9 @@ static void check_functions(const cJSON *fns)
         if (!strcmp(op, "exp")) {
             for (int i = 0; i < n; i++)
                 y[i] = torch_expf(x[i]);
+        } else if (!strcmp(op, "tan")) {
+            for (int i = 0; i < n; i++)
+                y[i] = sleef_tanf(x[i]);
         } else {
             memcpy(y, x, (size_t)n * sizeof(float));
             torch_pow_f32(y, n, cJSON_GetObjectItem(f, "exponent")->valuedouble);

@@ -1,13 +1,14 @@
 /*
- * Private: torch's float32 pow on x86 (Vectorized<float>::pow ->
- * Sleef_powf8_u10), for a positive finite base, evaluated one lane at a
- * time.  SLEEF computes exp(y·log x) in double-float (pairs of floats)
- * arithmetic; the FMA forms below are those of its FMA-enabled build (AVX2,
- * AVX-512).  Written from the published algorithm (logkf, expkf and the
+ * Private: torch's float32 pow and tan on x86 (Vectorized<float>::pow/tan ->
+ * Sleef_powf8_u10 / Sleef_tanf8_u10), evaluated one lane at a time for the
+ * arguments the schedules use (pow: positive finite base; tan: |x| < 125).
+ * SLEEF works in double-float (pairs of floats) arithmetic; the FMA forms
+ * below are those of its FMA-enabled build (AVX2, AVX-512).  Written from
+ * the published algorithms (logkf, expkf, xpowf, xtanf_u1 and the
  * double-float helpers of sleefsimdsp.c / df.h).
  */
-#ifndef VKF_SAMPLING_SLEEF_POWF_H
-#define VKF_SAMPLING_SLEEF_POWF_H
+#ifndef VKF_SAMPLING_SLEEF_FLOAT_H
+#define VKF_SAMPLING_SLEEF_FLOAT_H
 
 #include <float.h>
 #include <math.h>
@@ -58,6 +59,24 @@ static inline df2 df_add_ff2(float x, df2 y)
 {
     float s = x + y.x;
     return df_make(s, ((x - s) + y.x) + y.y);
+}
+
+static inline df2 df_add_ff(float x, float y)
+{
+    float s = x + y;
+    return df_make(s, (x - s) + y);
+}
+
+static inline df2 df_add_f2f(df2 x, float y)
+{
+    float s = x.x + y;
+    return df_make(s, ((x.x - s) + y) + x.y);
+}
+
+static inline df2 df_rec(df2 d)
+{
+    float s = 1.0f / d.x;
+    return df_make(s, s * fmaf(-d.y, s, fmaf(-d.x, s, 1.0f)));
 }
 
 static inline df2 df_normalize(df2 t)
@@ -165,6 +184,39 @@ static inline float sleef_powf(float x, float y)
         return 1.0f;
     float r = sleef_expkf(df_mul_f2f(sleef_logkf(x), y));
     return isnan(r) ? INFINITY : r;
+}
+
+/* Sleef_tanf_u10 for |d| < 125 (larger arguments: the C library). */
+static inline float sleef_tanf(float d)
+{
+    if (!(fabsf(d) < 125.0f))
+        return tanf(d);
+    float u = nearbyintf(d * (float)(2 * 0.318309886183790671537767526745028724));
+    int32_t q = (int32_t)u;
+    float v = fmaf(u, -3.1414794921875f * 0.5f, d);
+    df2 s = df_add2_ff(v, u * (-0.00011315941810607910156f * 0.5f));
+    s = df_add_f2f(s, u * (-1.9841872589410058936e-09f * 0.5f));
+    bool odd = (q & 1) != 0;
+    if (odd) {
+        s.x = -s.x;
+        s.y = -s.y;
+    }
+    df2 t = s;
+    s = df_normalize(df_squ(s));
+    u = 0.00446636462584137916564941f;
+    u = fmaf(u, s.x, -8.3920182078145444393158e-05f);
+    u = fmaf(u, s.x, 0.0109639242291450500488281f);
+    u = fmaf(u, s.x, 0.0212360303848981857299805f);
+    u = fmaf(u, s.x, 0.0540687143802642822265625f);
+    df2 x = df_add_ff(0.133325666189193725585938f, u * s.x);
+    x = df_add_ff2(1.0f, df_mul_f2f2(df_add_ff2(0.33333361148834228515625f, df_mul_f2f2(s, x)), s));
+    x = df_mul_f2f2(t, x);
+    if (odd)
+        x = df_rec(x);
+    u = x.x + x.y;
+    if (d == 0.0f && signbit(d))
+        return d;
+    return u;
 }
 
 #endif
