@@ -93,7 +93,13 @@ await step("interrupt a running prompt", async () => {
 });
 
 await step("queue, history, system stats, node definitions", async () => {
-  const q = await client.getQueue();
+  // The interrupted prompt leaves the queue just after its
+  // execution_interrupted message (as in ComfyUI).
+  let q = await client.getQueue();
+  for (let i = 0; i < 100 && q.Running.length; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    q = await client.getQueue();
+  }
   assert.deepEqual(q, { Running: [], Pending: [] });
   const h = await client.getHistory(3);
   assert.equal(h.History.length, 3);

@@ -163,38 +163,50 @@ class WS:
                 raise WSClosed("closed during handshake")
             buf += chunk
         head, self.buf = buf.split(b"\r\n\r\n", 1)
+        self.partial, self.partial_op = b"", 1
         self.status = int(head.split(b" ")[1])
         if self.status != 101:
             raise WSClosed(f"handshake refused: {head[:60]!r}")
         self.sid = None
 
-    def _read(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                raise TimeoutError
-            if not chunk:
-                raise WSClosed("connection closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+    def _frame(self):
+        """One whole frame parsed off the buffer, or None if incomplete."""
+        b = self.buf
+        if len(b) < 2:
+            return None
+        fin, opcode, ln, pos = b[0] & 0x80, b[0] & 0x0F, b[1] & 0x7F, 2
+        if ln == 126:
+            if len(b) < 4:
+                return None
+            ln, pos = struct.unpack(">H", b[2:4])[0], 4
+        elif ln == 127:
+            if len(b) < 10:
+                return None
+            ln, pos = struct.unpack(">Q", b[2:10])[0], 10
+        if len(b) < pos + ln:
+            return None
+        self.buf = b[pos + ln:]
+        return fin, opcode, b[pos:pos + ln]
 
     def recv(self, timeout=10):
+        """The next message; a timeout leaves partial data buffered."""
         deadline = time.monotonic() + timeout
-        payload, opcode0 = b"", None
         while True:
-            b0, b1 = self._read(2, deadline)
-            fin, opcode, ln = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
-            if ln == 126:
-                ln = struct.unpack(">H", self._read(2, deadline))[0]
-            elif ln == 127:
-                ln = struct.unpack(">Q", self._read(8, deadline))[0]
-            data = self._read(ln, deadline)
+            frame = self._frame()
+            if frame is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(left)
+                try:
+                    chunk = self.sock.recv(65536)
+                except socket.timeout:
+                    raise TimeoutError
+                if not chunk:
+                    raise WSClosed("connection closed")
+                self.buf += chunk
+                continue
+            fin, opcode, data = frame
             if opcode == 8:
                 raise WSClosed("close frame")
             if opcode == 9:
@@ -202,17 +214,20 @@ class WS:
                 continue
             if opcode == 10:
                 continue
-            if opcode0 is None:
-                opcode0 = opcode
-            payload += data
-            if fin:
-                break
-        if opcode0 == 1:
-            msg = json.loads(payload.decode())
-            if msg.get("type") == "status" and "sid" in msg.get("data", {}):
-                self.sid = msg["data"]["sid"]
-            return msg
-        return payload
+            if opcode == 0:
+                self.partial += data
+            else:
+                self.partial_op, self.partial = opcode, data
+            if not fin:
+                continue
+            payload, op = self.partial, self.partial_op
+            self.partial = b""
+            if op == 1:
+                msg = json.loads(payload.decode())
+                if msg.get("type") == "status" and "sid" in msg.get("data", {}):
+                    self.sid = msg["data"]["sid"]
+                return msg
+            return payload
 
     def _send(self, opcode, data):
         mask = os.urandom(4)

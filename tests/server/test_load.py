@@ -92,7 +92,21 @@ try:
             break
         time.sleep(0.1)
     check(len(hist) == N_PROMPTS, f"history has {len(hist)} of {N_PROMPTS} prompts")
-    time.sleep(0.5)   # the last websocket messages
+
+    def all_finished():
+        """Every client has seen "executing null" for each of its prompts."""
+        for c in range(N_CLIENTS):
+            mine = {pid_of[i] for i, v in posted.items() if v[2] == c}
+            done = {m["data"].get("prompt_id") for m in list(received[c])
+                    if isinstance(m, dict) and m["type"] == "executing"
+                    and m["data"].get("node") is None}
+            if not mine <= done:
+                return False
+        return True
+
+    # The last messages go out just after the history is written.
+    while not all_finished() and time.monotonic() - t_start < DEADLINE:
+        time.sleep(0.05)
     stop.set()
     for t in readers + [poller]:
         t.join(5)
