@@ -19,8 +19,9 @@ typedef struct prefix_count {
     int count;
 } prefix_count;
 
-/* Prefixes of the first two name components, in name order (the names
- * are sorted, so equal prefixes are adjacent). */
+/* Prefixes of the first two name components, never the last one (the
+ * parameter's own name): "a.b.c.weight" -> "a.b", "vae.x" -> "vae".  In
+ * name order; the names are sorted, so equal prefixes are adjacent. */
 static int key_prefixes(const vkf_weights *w, prefix_count **out, int *n)
 {
     int cap = 0;
