@@ -210,16 +210,17 @@ static int post_prompt(vkf_app *app, const vkf_http_request *req, const char *ar
     if (parse_object(req, resp, &body) < 0)
         return 0;
 
-    double number;
+    double number = 0;
     const cJSON *jnum = cJSON_GetObjectItemCaseSensitive(body, "number");
     if (jnum) {
+        /* float(json_data["number"]): a number or a numeric string. */
         char *end = NULL;
-        if (cJSON_IsNumber(jnum)) {
+        if (cJSON_IsNumber(jnum))
             number = jnum->valuedouble;
-        } else if (cJSON_IsString(jnum) && (number = strtod(jnum->valuestring, &end), end) &&
-                   end != jnum->valuestring && !*end) {
-            /* float("12") */
-        } else {
+        else if (cJSON_IsString(jnum))
+            number = strtod(jnum->valuestring, &end);
+        if (!cJSON_IsNumber(jnum) &&
+            (!cJSON_IsString(jnum) || end == jnum->valuestring || *end)) {
             err = error_reply(resp, 400, "invalid_prompt", "\"number\" must be a number",
                               "number");
             goto done;
