@@ -160,6 +160,8 @@ float vkf_model_sampling_sigma(const vkf_model_sampling *ms, float timestep)
     case VKF_MODEL_SAMPLING_DISCRETE: {
         float t = timestep;
         float top = (float)(ms->count - 1);
+        if (isnan(t))
+            return t;
         if (t < 0.0f)
             t = 0.0f;
         if (t > top)

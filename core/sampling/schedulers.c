@@ -164,7 +164,7 @@ static double beta_ppf(double p, double a, double b)
 int vkf_sigmas_beta(const vkf_model_sampling *ms, int steps, double alpha, double beta,
                     float **out, int *count)
 {
-    if (!ms || !out || !count || steps < 1)
+    if (!ms || !out || !count || steps < 1 || steps > VKF_MAX_SCHEDULE_STEPS)
         return VKF_EINVAL;
     float *sig = vkf_malloc(((size_t)steps + 1) * sizeof(float));
     if (!sig)
@@ -280,7 +280,8 @@ int vkf_calculate_sigmas(const vkf_model_sampling *ms, vkf_scheduler s, int step
     float *sig = NULL;
     int n = 0;
 
-    if (!ms || !out || !count || steps < 1 || (int)s < 0 || s >= VKF_SCHEDULER_COUNT)
+    if (!ms || !out || !count || steps < 1 || steps > VKF_MAX_SCHEDULE_STEPS || (int)s < 0 ||
+        s >= VKF_SCHEDULER_COUNT)
         return VKF_EINVAL;
     *out = NULL;
     *count = 0;
@@ -367,6 +368,8 @@ int vkf_ksampler_sigmas(const vkf_model_sampling *ms, vkf_scheduler s, int steps
         return ksampler_calc(ms, s, steps, discard_penultimate, out, count);
     if (denoise <= 0.0)
         return VKF_OK;
+    if (steps / denoise > VKF_MAX_SCHEDULE_STEPS)
+        return VKF_EINVAL;
     int new_steps = (int)(steps / denoise);
     int err = ksampler_calc(ms, s, new_steps, discard_penultimate, out, count);
     if (err < 0)
@@ -386,6 +389,8 @@ int vkf_basic_scheduler_sigmas(const vkf_model_sampling *ms, vkf_scheduler s, in
     if (denoise < 1.0) {
         if (denoise <= 0.0)
             return VKF_OK;
+        if (steps / denoise > VKF_MAX_SCHEDULE_STEPS)
+            return VKF_EINVAL;
         total = (int)(steps / denoise);
     }
     int err = vkf_calculate_sigmas(ms, s, total, out, count);
@@ -400,6 +405,11 @@ int vkf_basic_scheduler_sigmas(const vkf_model_sampling *ms, vkf_scheduler s, in
 void vkf_sigmas_sd_turbo(const vkf_model_sampling *ms, int steps, double denoise,
                          float *out, int *count)
 {
+    /* the node's range; outside it Python's negative slicing would apply */
+    if (!(denoise >= 0.0))
+        denoise = 0.0;
+    if (denoise > 1.0)
+        denoise = 1.0;
     int start = 10 - (int)(10.0 * denoise);
     int n = 0;
     for (int i = start; i < start + steps && i < 10; i++)
@@ -502,7 +512,13 @@ void vkf_split_sigmas_denoise(int n, double denoise, int *high_count, int *low_o
                               int *low_count)
 {
     int steps = n - 1 > 0 ? n - 1 : 0;
-    int total = (int)round_half_even(steps * denoise);
+    /* |total| >= n slices like n: clamping keeps Python's result */
+    double product = round_half_even(steps * denoise);
+    if (!(product > -n))
+        product = -n;
+    if (product > n)
+        product = n;
+    int total = (int)product;
     /* sigmas[:-0] is sigmas[:0] in Python: empty */
     *high_count = total == 0 ? 0 : py_index(-total, n);
     *low_offset = py_index(-(total + 1), n);

@@ -157,6 +157,10 @@ static inline df2 sleef_logkf(float d)
 static inline float sleef_expkf(df2 d)
 {
     float u = (d.x + d.y) * 1.442695040888963407359924681001892137426645954152985934135449406931f;
+    if (d.x < -104.0f)
+        return 0.0f;
+    if (!(fabsf(u) < 256.0f))
+        return isnan(u) ? u : INFINITY; /* overflow; SLEEF's ldexp saturates too */
     float qf = nearbyintf(u);
     int32_t q = (int32_t)qf;
     df2 s = df_add2_f2f(d, qf * -0.693145751953125f);
@@ -170,11 +174,10 @@ static inline float sleef_expkf(df2 d)
     df2 t = df_add_f2f2(s, df_mul_f2f(df_squ(s), u));
     t = df_add_ff2(1.0f, t);
     u = t.x + t.y;
-    /* ldexp by |q| < 64: one exact power-of-two product in this range */
-    u = u * ldexpf(1.0f, q);
-    if (d.x < -104.0f)
-        return 0.0f;
-    return u;
+    /* ldexp in two exact power-of-two products, as SLEEF (which only
+     * differs for subnormal results) */
+    int32_t half = q >> 1;
+    return u * ldexpf(1.0f, half) * ldexpf(1.0f, q - half);
 }
 
 /* Sleef_powf_u10 for x > 0 finite, y finite (what the schedules need). */

@@ -81,6 +81,12 @@ static inline void torch_pow_f32(float *v, int64_t n, double exponent)
  */
 static inline float torch_expf(float d)
 {
+    if (isnan(d))
+        return d;
+    if (d < -104.0f)
+        return 0.0f;
+    if (d > 100.0f)
+        return INFINITY;
     float qf = nearbyintf(d * 1.442695040888963407359924681001892137426645954152985934135449406931f);
     int32_t q = (int32_t)qf;
     float s = fmaf(qf, -0.693145751953125f, d);
@@ -94,12 +100,7 @@ static inline float torch_expf(float d)
     u = 1.0f + fmaf(s * s, u, s);
     /* u · 2^q as two exact power-of-two products (ldexp2 in SLEEF) */
     int32_t half = q >> 1;
-    u = u * ldexpf(1.0f, half) * ldexpf(1.0f, q - half);
-    if (d < -104.0f)
-        return 0.0f;
-    if (d > 100.0f)
-        return INFINITY;
-    return u;
+    return u * ldexpf(1.0f, half) * ldexpf(1.0f, q - half);
 }
 
 /* numpy.linspace(start, stop, num, endpoint) in float64. */

@@ -380,6 +380,47 @@ static void check_errors(void)
     vkf_model_sampling_destroy(NULL);
 }
 
+/* Out-of-range arguments: no undefined behaviour, Python's answers where
+ * it has one (run under UBSan in CI's sanitizer build). */
+static void check_edges(void)
+{
+    vkf_model_sampling *ms = make_model("sd1");
+    float out[64], *dyn = NULL;
+    int count = 0;
+
+    CHECK(isnan(vkf_model_sampling_sigma(ms, NAN)));
+    CHECK(vkf_model_sampling_sigma(ms, -5.0f) == vkf_model_sampling_sigma(ms, 0.0f));
+    CHECK(vkf_model_sampling_sigma(ms, 5000.0f) == vkf_model_sampling_sigma(ms, 999.0f));
+    CHECK(vkf_ksampler_sigmas(ms, VKF_SCHEDULER_NORMAL, 20, 1e-12, false, &dyn, &count) ==
+          VKF_EINVAL);
+    CHECK(vkf_basic_scheduler_sigmas(ms, VKF_SCHEDULER_NORMAL, 20, 1e-12, &dyn, &count) ==
+          VKF_EINVAL);
+
+    /* ExponentialScheduler accepts sigma_min = 0; ComfyUI's math.log would
+     * raise, here the values are just not finite. */
+    vkf_sigmas_exponential(5, 0.0, 14.6, out);
+    CHECK(out[5] == 0.0f);
+    vkf_sigmas_polyexponential(5, 0.0, 14.6, 2.0, out);
+    vkf_sigmas_karras(5, 0.0, 14.6, 7.0, out);
+    CHECK(out[4] == 0.0f);
+    vkf_sigmas_karras(20, 1e-30, 1e30, 7.0, out);
+    CHECK(out[0] > 1e29f);
+
+    vkf_sigmas_sd_turbo(ms, 10, 5.0, out, &count);   /* denoise clamped to 1 */
+    CHECK(count == 11);
+    vkf_sigmas_sd_turbo(ms, 3, -1.0, out, &count);   /* clamped to 0: empty slice */
+    CHECK(count == 1 && out[0] == 0.0f);
+
+    int hc, lo, lc;
+    vkf_split_sigmas_denoise(11, 1e300, &hc, &lo, &lc);
+    CHECK(hc == 0 && lo == 0 && lc == 11);
+    vkf_split_sigmas_denoise(11, -0.3, &hc, &lo, &lc);  /* total -3: [:3], [2:] */
+    CHECK(hc == 3 && lo == 2 && lc == 9);
+    vkf_split_sigmas_denoise(11, NAN, &hc, &lo, &lc);  /* Python raises; stay in range */
+    CHECK(hc >= 0 && hc <= 11 && lo >= 0 && lo + lc == 11);
+    vkf_model_sampling_destroy(&ms);
+}
+
 int main(void)
 {
     cJSON *golden = golden_load("sampling_schedulers.json");
@@ -405,6 +446,7 @@ int main(void)
                 kinds[k].values, kinds[k].exact, kinds[k].max_rel);
     check_split_flip();
     check_errors();
+    check_edges();
     fprintf(stderr, "schedulers: %d cases, %ld values, %ld bit-identical, max relative error %.3g "
                     "(tolerance %.0e)\n", n_cases, n_values, n_exact, max_rel, REL_TOL);
     /* Every value is bit-identical today (docs/sampling.md); a change that

@@ -172,6 +172,9 @@ bool vkf_model_sampling_max_denoise(const vkf_model_sampling *ms, float sigma0);
 /* ------------------------------------------------------------------------ */
 /* Schedulers                                                                */
 
+/* Longest schedule computed (steps, or steps/denoise); more is VKF_EINVAL. */
+#define VKF_MAX_SCHEDULE_STEPS 1000000
+
 /* KSampler's scheduler list, in ComfyUI's order. */
 typedef enum vkf_scheduler {
     VKF_SCHEDULER_SIMPLE = 0,
@@ -227,7 +230,7 @@ void vkf_sigmas_kl_optimal(int n, double sigma_min, double sigma_max, float *out
  * holds at most steps + 1 values. */
 int vkf_sigmas_beta(const vkf_model_sampling *ms, int steps, double alpha, double beta,
                     float **out, int *count);
-/* SDTurboScheduler(steps 1..10, denoise 0..1): out must hold steps + 1;
+/* SDTurboScheduler(steps 1..10, denoise clamped to 0..1): out must hold steps + 1;
  * *count may be smaller when the slice runs off the 10 timesteps. */
 void vkf_sigmas_sd_turbo(const vkf_model_sampling *ms, int steps, double denoise,
                          float *out, int *count);
