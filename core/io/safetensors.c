@@ -24,7 +24,7 @@ static const char *const dtype_names[VKF_WDT_COUNT] = {
 static void *hook_malloc(size_t size) { return vkf_malloc(size); }
 static void hook_free(void *p) { vkf_free(p); }
 
-static void cjson_hooks(void)
+void wt_cjson_hooks(void)
 {
     static cJSON_Hooks hooks = {hook_malloc, hook_free};
     cJSON_InitHooks(&hooks);
@@ -186,7 +186,7 @@ int vkf_safetensors_parse(wt_file *f)
         err = wt_fail(f, VKF_EPARSE, "header is not a JSON object");
         goto fail;
     }
-    cjson_hooks();
+    wt_cjson_hooks();
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, false);
     if (!root) {

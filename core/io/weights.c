@@ -285,7 +285,8 @@ static float elem_f32(vkf_wdtype dt, const uint8_t *p)
 
 static int map_file(wt_file *f, const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not hang the open; refused below. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         return wt_fail(f, e == ENOENT ? VKF_ENOTFOUND : VKF_EIO, "cannot open: %s",
@@ -296,6 +297,10 @@ static int map_file(wt_file *f, const char *path)
         int e = errno;
         close(fd);
         return wt_fail(f, VKF_EIO, "cannot stat: %s", strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return wt_fail(f, VKF_EIO, "not a regular file");
     }
     if (st.st_size == 0) {
         close(fd);
@@ -401,6 +406,7 @@ static int read_json(const vkf_weights *w, const char *path, cJSON **out)
     if (tmp.size > WT_MAX_HEADER) {
         err = wt_fail(&tmp, VKF_EPARSE, "JSON file larger than %u MiB", WT_MAX_HEADER >> 20);
     } else {
+        wt_cjson_hooks();
         *out = cJSON_ParseWithLength((const char *)tmp.base, tmp.size);
         if (!*out)
             err = vkf_alloc_failed() ? VKF_ENOMEM

@@ -57,6 +57,9 @@ int wt_fail(const wt_file *f, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 bool wt_utf8_valid(const char *s, size_t n);
+/* Routes cJSON's allocations through vkf_malloc/vkf_free (process-wide;
+ * call before every parse so a parse and its cJSON_Delete match). */
+void wt_cjson_hooks(void);
 /* Appends a tensor (zeroed, storage -1, contiguous) taking a copy of name. */
 int wt_add_tensor(wt_file *f, const char *name, size_t name_len,
                   wt_tensor **out);
@@ -70,6 +73,16 @@ int vkf_safetensors_parse(wt_file *f);
 int vkf_pickle_parse(wt_file *f);
 /* Loads a storage's bytes (inflating a deflated entry once). */
 int vkf_pickle_storage_load(wt_file *f, wt_storage *s);
+
+/* vkf_weights_open_memory with a forced reader (fuzzers, corpus replay). */
+typedef enum wt_reader {
+    WT_READER_AUTO = 0,
+    WT_READER_SAFETENSORS,
+    WT_READER_PICKLE,
+} wt_reader;
+
+int wt_open_memory_as(const void *data, size_t size, const char *name, wt_reader reader,
+                      vkf_weights **out, const vkf_log *log);
 
 /* Zip directory (zip.c). */
 typedef struct wt_zip_entry {

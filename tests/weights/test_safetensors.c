@@ -300,6 +300,22 @@ static void test_hostile(void)
     CHECK(truncate(path, ((off_t)101 << 20) + 8) == 0);
     CHECK_EQ_INT(vkf_weights_open(path, &w, &g_log.log), VKF_EPARSE);
     CHECK_HAS(g_log.last, "exceeds the 100 MiB limit");
+    /* Regression: a header of 0x180 bytes starts the file with 80 01, the
+     * opening bytes of a pickle; it is still safetensors. */
+    char hdr[0x181];
+    int hn = snprintf(hdr, sizeof(hdr), "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],"
+                                        "\"data_offsets\":[0,4]}}");
+    memset(hdr + hn, ' ', sizeof(hdr) - 1 - (size_t)hn);
+    hdr[0x180] = 0;
+    st_write_raw(path, hdr, 0x180, v, 4);
+    CHECK_EQ_INT(vkf_weights_open(path, &w, &g_log.log), 0);
+    CHECK(w && vkf_weights_count(w) == 1);
+    vkf_weights_close(&w);
+    /* A FIFO is refused without blocking. */
+    const char *fifo = tmp_path("fifo.safetensors");
+    CHECK(mkfifo(fifo, 0600) == 0);
+    CHECK_EQ_INT(vkf_weights_open(fifo, &w, &g_log.log), VKF_EIO);
+    CHECK_HAS(g_log.last, "not a regular file");
     /* Missing file and an empty file. */
     CHECK_EQ_INT(vkf_weights_open(tmp_path("absent.safetensors"), &w, &g_log.log), VKF_ENOTFOUND);
     test_write_file(path, "", 0);
