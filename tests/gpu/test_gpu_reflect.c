@@ -6,6 +6,7 @@
  * Needs no device.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpu/ops/op_util.h"
@@ -29,8 +30,6 @@ enum {
     SC_UNIFORM_CONSTANT = 0, SC_UNIFORM = 2, SC_PUSH_CONSTANT = 9,
     SC_STORAGE_BUFFER = 12,
 };
-
-#define MAX_IDS 65536
 
 typedef struct reflection {
     int max_binding;               /* -1: none */
@@ -68,21 +67,19 @@ static uint32_t size_of(const uint32_t *code, const uint32_t *def, const uint32_
 
 static void reflect(const vkf_shader_code *sh, reflection *r)
 {
-    static uint32_t def[MAX_IDS], binding[MAX_IDS], stride[MAX_IDS], cval[MAX_IDS];
-    static uint32_t ptr_type[MAX_IDS];
-    static uint32_t push_off[64];
     const uint32_t *code = sh->code;
     uint32_t bound = code[3];
-    memset(def, 0, sizeof(def));
-    memset(binding, 0xff, sizeof(binding));
-    memset(stride, 0, sizeof(stride));
-    memset(cval, 0, sizeof(cval));
-    memset(push_off, 0, sizeof(push_off));
     r->max_binding = -1;
     r->push_size = 0;
-    EXPECT(code[0] == 0x07230203u && bound < MAX_IDS, "%s: not SPIR-V", sh->name);
-    if (bound >= MAX_IDS)
+    EXPECT(code[0] == 0x07230203u && bound < (1u << 24), "%s: not SPIR-V", sh->name);
+    if (code[0] != 0x07230203u || bound >= (1u << 24))
         return;
+    /* Indexed by result id: one table per kind of fact. */
+    uint32_t *def = calloc(bound, 4), *binding = malloc((size_t)bound * 4);
+    uint32_t *stride = calloc(bound, 4), *cval = calloc(bound, 4);
+    uint32_t *ptr_type = calloc(bound, 4);
+    uint32_t push_off[64] = {0};
+    memset(binding, 0xff, (size_t)bound * 4);
     /* Pass 1: definitions and decorations. */
     for (size_t w = 5; w < sh->words;) {
         uint32_t op = code[w] & 0xffff, n = code[w] >> 16;
@@ -121,7 +118,7 @@ static void reflect(const vkf_shader_code *sh, reflection *r)
         w += n;
     }
     if (!push_struct)
-        return;
+        goto done;
     for (size_t w = 5; w < sh->words;) {
         uint32_t op = code[w] & 0xffff, n = code[w] >> 16;
         if (n == 0)
@@ -133,6 +130,12 @@ static void reflect(const vkf_shader_code *sh, reflection *r)
         w += n;
     }
     r->push_size = size_of(code, def, stride, cval, push_off, push_struct);
+done:
+    free(def);
+    free(binding);
+    free(stride);
+    free(cval);
+    free(ptr_type);
 }
 
 int main(void)
