@@ -30,6 +30,7 @@ import struct
 import sys
 import types
 import zipfile
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DATA = os.path.join(ROOT, "tests", "weights", "data")
@@ -131,12 +132,47 @@ class Pickler(pickle.Pickler):
 
 def write_zip(path, pkl, storages, archive="archive", deflate=False):
     comp = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+
+    def put(z, name, data):
+        # A fixed timestamp keeps the fixtures byte-identical across runs.
+        z.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                   compress_type=comp)
+
     with zipfile.ZipFile(path, "w", comp) as z:
-        z.writestr(archive + "/data.pkl", pkl)
-        z.writestr(archive + "/byteorder", "little")
+        put(z, archive + "/data.pkl", pkl)
+        put(z, archive + "/byteorder", "little")
         for s in storages:
-            z.writestr(archive + "/data/" + s.key, s.raw())
-        z.writestr(archive + "/version", "3\n")
+            put(z, archive + "/data/" + s.key, s.raw())
+        put(z, archive + "/version", "3\n")
+
+
+def write_zip64(path, entries):
+    """A zip whose central directory uses zip64 fields throughout (sizes and
+    offsets 0xffffffff, the real values in the zip64 extra field, a zip64
+    end record and locator), as torch.save writes for files over 4 GiB."""
+    out, cd = bytearray(), bytearray()
+    for name, data in entries:
+        off, crc, n = len(out), zlib.crc32(data), name.encode()
+        extra = struct.pack("<HHQQ", 1, 16, len(data), len(data))
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF,
+                           0xFFFFFFFF, len(n), len(extra)) + n + extra + data
+        cextra = struct.pack("<HHQQQ", 1, 24, len(data), len(data), off)
+        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 0, 0, 0, crc,
+                          0xFFFFFFFF, 0xFFFFFFFF, len(n), len(cextra), 0, 0, 0, 0,
+                          0xFFFFFFFF) + n + cextra
+    cd_off = len(out)
+    out += cd
+    z64 = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(entries),
+                       len(entries), len(cd), cd_off)
+    out += struct.pack("<IIQI", 0x07064B50, 0, z64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF,
+                       0xFFFFFFFF, 0)
+    with open(path, "wb") as f:
+        f.write(out)
+    with zipfile.ZipFile(path) as z:   # the standard library agrees
+        assert [i.filename for i in z.infolist()] == [e[0] for e in entries]
+        assert z.read(entries[-1][0]) == entries[-1][1]
 
 
 def save(path, obj, storages, **kw):
@@ -273,6 +309,13 @@ def main():
     storage_oob(os.path.join(DATA, "storage_oob.pt"))
     storage_missing(os.path.join(DATA, "storage_missing.pt"))
     legacy(os.path.join(DATA, "legacy.pt"))
+    sd, st, _ = fixtures()["f32_state.pt"]
+    buf = io.BytesIO()
+    Pickler(buf, protocol=2).dump(sd)
+    write_zip64(os.path.join(DATA, "zip64.pt"),
+                [("archive/data.pkl", buf.getvalue())] +
+                [("archive/data/" + s.key, s.raw()) for s in st] +
+                [("archive/version", b"3\n")])
     with open(os.path.join(DATA, "f32_state.pt"), "rb") as f:
         whole = f.read()
     with open(os.path.join(DATA, "truncated_zip.pt"), "wb") as f:
@@ -295,6 +338,7 @@ def torch_check():
         check_with_torch("f32_state.pt", {"layer.weight": [0, .5, 1, 1.5, 2, 2.5],
                                           "layer.bias": [-1, 2, 3.5], "scalar": [3.5]})
         check_with_torch("f32_deflate.pt", {"layer.bias": [-1, 2, 3.5]})
+        check_with_torch("zip64.pt", {"layer.bias": [-1, 2, 3.5]})
         check_with_torch("f16_state.pt", {"w_tail": [3, 0, -.25, 1.5]})
         check_with_torch("noncontig.pt", {"t": [1, 4, 2, 5, 3, 6], "col": [2, 5]})
         check_with_torch("wrapper.pt", {"model.x": [1, 2]})

@@ -49,7 +49,7 @@ static vkf_weights *open_fixture(const char *name)
 static void test_valid(void)
 {
     static const float weight[] = {0, 0.5f, 1, 1.5f, 2, 2.5f}, bias[] = {-1, 2, 3.5f};
-    static const char *const f32_files[] = {"f32_state.pt", "f32_deflate.pt"};
+    static const char *const f32_files[] = {"f32_state.pt", "f32_deflate.pt", "zip64.pt"};
     for (size_t i = 0; i < VKF_ARRAY_SIZE(f32_files); i++) {
         vkf_weights *w = open_fixture(f32_files[i]);
         if (!w)
