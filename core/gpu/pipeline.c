@@ -289,11 +289,13 @@ int vkf_gpu_compile_glsl(vkf_gpu *gpu, const char *name, const char *source,
             err = rerr;
             goto fail;
         }
+        /* A truncated or foreign file is ignored and rewritten. */
         if (rerr == 0 && size >= 20 && size % 4 == 0 &&
             ((uint32_t *)data)[0] == 0x07230203) {
-            VKF_TRY(remember(gpu, key, data, size / 4, spirv));
-            *words = size / 4;
-            goto fail; /* done: shared cleanup */
+            err = remember(gpu, key, data, size / 4, spirv);
+            if (err == 0)
+                *words = size / 4;
+            goto fail;    /* the common cleanup, on success too */
         }
     }
 
