@@ -49,6 +49,9 @@ static const char *glsl_src =
     "layout(binding = 0) buffer B { float d[]; };\n"
     "void main() { d[gl_GlobalInvocationID.x] = SCALE * float(gl_GlobalInvocationID.x); }\n";
 
+static uint32_t first_spirv[4096];
+static size_t first_words;
+
 static void test_runtime_glsl(vkf_gpu *gpu, const char *dir)
 {
     const uint32_t *spv1 = NULL, *spv2 = NULL;
@@ -58,6 +61,10 @@ static void test_runtime_glsl(vkf_gpu *gpu, const char *dir)
     CHECK(w1 > 5 && spv1[0] == 0x07230203u);
     CHECK_OK(vkf_gpu_compile_glsl(gpu, "test.comp", glsl_src, defs, &spv2, &w2));
     CHECK(spv1 == spv2);  /* memory cache hit */
+    if (w1 <= 4096) {
+        memcpy(first_spirv, spv1, w1 * 4);
+        first_words = w1;
+    }
     /* A file landed in the SPIR-V cache dir. */
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "ls %s/*.spv >/dev/null 2>&1", dir);
@@ -152,7 +159,16 @@ int main(void)
 
     /* Staging path (device memory never mapped), f16 and bf16. */
     gpu = gt_gpu_open((vkf_gpu_params){.pipeline_cache_path = pcache,
+                                       .spirv_cache_dir = spvdir,
                                        .force_staging = true});
+    {
+        /* SPIR-V cache on disk: a new device gets the same module back. */
+        const uint32_t *spv = NULL;
+        size_t w = 0;
+        const char *defs[] = {"SCALE=2.0", NULL};
+        CHECK_OK(vkf_gpu_compile_glsl(gpu, "test.comp", glsl_src, defs, &spv, &w));
+        CHECK(w == first_words && !memcmp(spv, first_spirv, w * 4));
+    }
     for (int dt = VKF_DTYPE_F32; dt <= VKF_DTYPE_BF16; dt++)
         test_roundtrip(gpu, (vkf_dtype)dt);
     rc |= gt_finish(&gpu);
