@@ -40,6 +40,7 @@ layout(constant_id = 15) const uint MODE = 0;
 /* 1: WG == subgroup size == 8, 8 <= TN <= 32, TN % 8 == 0, not GROUPED. */
 layout(constant_id = 16) const uint BCAST = 0;
 #define TS (TN / 8u)
+#define CB 64u
 
 /* Mirrors struct conv_push in core/gpu/ops/conv.c. */
 layout(push_constant) uniform Push {
@@ -124,6 +125,10 @@ void main()
             by[s] = int(oy) * p.sh - p.ph;
             bx[s] = int(ox) * p.sw - p.pw;
         }
+        /* Input channels in blocks of CB, taps inside: the TM * WG weight
+         * rows of a block (CB * KVOL each) stay in cache across the taps
+         * instead of streaming the whole rows once per tap. */
+        for (uint c0 = 0; c0 < p.cin_g; c0 += CB)
         for (uint kt = 0; kt < KT; kt++)
         for (uint ky = 0; ky < KH; ky++)
         for (uint kx = 0; kx < KW; kx++) {
@@ -137,7 +142,8 @@ void main()
                 addr[s] = ok[s] ? (uint(it) * p.h + uint(iy)) * p.w + uint(ix) : 0u;
             }
             uint k = (kt * KH + ky) * KW + kx;
-            for (uint ci = 0; ci < p.cin_g; ci++) {
+            uint c1 = min(c0 + CB, p.cin_g);
+            for (uint ci = c0; ci < c1; ci++) {
                 float xl[TS];
                 uint xb = xbase + ci * plane;
                 [[unroll]] for (uint s = 0; s < TS; s++) {

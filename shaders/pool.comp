@@ -10,6 +10,7 @@
 layout(local_size_x = 64) in;
 layout(constant_id = 9) const uint MAX = 0;          /* 0: average, 1: max */
 layout(constant_id = 10) const uint EXCLUDE_PAD = 0; /* average only */
+layout(constant_id = 11) const uint VEC4 = 0;        /* n % 4 == 0 */
 
 /* Mirrors struct pool_push in core/gpu/ops/pool.c. */
 layout(push_constant) uniform Push {
@@ -23,11 +24,17 @@ layout(push_constant) uniform Push {
 TENSOR(0, o)
 TENSOR(1, x)
 
-void main()
+#ifdef TEX
+/* x through a uniform texel buffer (host: one chunk, f32/f16): SIMD
+ * gathers on lavapipe instead of a loop over lanes. */
+layout(binding = 8) uniform samplerBuffer x_tex;
+#define X_LD(i) texelFetch(x_tex, int(i)).x
+#else
+#define X_LD(i) x_ld(i)
+#endif
+
+float value(uint i)
 {
-    uint i = flat_index(64);
-    if (i >= p.n)
-        return;
     uint ox = i % p.wo, rest = i / p.wo;
     uint oy = rest % p.ho, plane = rest / p.ho;
     int y0 = int(oy) * p.sh - p.ph, x0 = int(ox) * p.sw - p.pw;
@@ -42,7 +49,7 @@ void main()
             int ix = x0 + int(kx);
             if (uint(ix) >= p.w)
                 continue;
-            float v = x_ld(base + uint(iy) * p.w + uint(ix));
+            float v = X_LD(base + uint(iy) * p.w + uint(ix));
             if (MAX == 1u)
                 acc = v > acc || isnan(v) ? v : acc;
             else
@@ -52,5 +59,20 @@ void main()
     }
     if (MAX == 0u)
         acc /= float(EXCLUDE_PAD == 1u ? count : p.kh * p.kw);
-    o_st(i, acc);
+    return acc;
+}
+
+void main()
+{
+    /* Four consecutive outputs per invocation: a quarter of the (per-lane
+     * looped) stores when they are one vec4. */
+    uint i = flat_index(64) * 4u;
+    if (i >= p.n)
+        return;
+    if (VEC4 == 1u) {
+        o_st4(i, vec4(value(i), value(i + 1u), value(i + 2u), value(i + 3u)));
+    } else {
+        for (uint e = i; e < min(i + 4u, p.n); e++)
+            o_st(e, value(e));
+    }
 }

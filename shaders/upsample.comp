@@ -11,6 +11,7 @@
 layout(local_size_x = 64) in;
 layout(constant_id = 9) const uint MODE = 0;       /* vkf_upsample_mode */
 layout(constant_id = 10) const uint ALIGN = 0;     /* bilinear align_corners */
+layout(constant_id = 11) const uint VEC4 = 0;      /* n % 4 == 0 */
 
 /* Mirrors struct upsample_push in core/gpu/ops/resample.c. */
 layout(push_constant) uniform Push {
@@ -22,6 +23,15 @@ layout(push_constant) uniform Push {
 
 TENSOR(0, o)
 TENSOR(1, x)
+
+#ifdef TEX
+/* x through a uniform texel buffer (host: one chunk, f32/f16): SIMD
+ * gathers on lavapipe instead of a loop over lanes. */
+layout(binding = 8) uniform samplerBuffer x_tex;
+#define X_LD(i) texelFetch(x_tex, int(i)).x
+#else
+#define X_LD(i) x_ld(i)
+#endif
 
 uint nearest(uint dst, uint len, uint olen, float scale)
 {
@@ -48,11 +58,8 @@ void linear(uint dst, uint len, float scale, out uint i0, out uint i1,
     l1 = clamp(src - float(i0), 0.0, 1.0);
 }
 
-void main()
+float value(uint i)
 {
-    uint i = flat_index(64);
-    if (i >= p.n)
-        return;
     uint ox = i % p.wo, rest = i / p.wo;
     uint oy = rest % p.ho, plane = rest / p.ho;
     uint base = p.off_x + plane * p.h * p.w;
@@ -62,13 +69,28 @@ void main()
         float ly, lx;
         linear(oy, p.h, p.scale_h, y0, y1, ly);
         linear(ox, p.w, p.scale_w, x0, x1, lx);
-        float a = (1.0 - lx) * x_ld(base + y0 * p.w + x0) + lx * x_ld(base + y0 * p.w + x1);
-        float b = (1.0 - lx) * x_ld(base + y1 * p.w + x0) + lx * x_ld(base + y1 * p.w + x1);
+        float a = (1.0 - lx) * X_LD(base + y0 * p.w + x0) + lx * X_LD(base + y0 * p.w + x1);
+        float b = (1.0 - lx) * X_LD(base + y1 * p.w + x0) + lx * X_LD(base + y1 * p.w + x1);
         v = (1.0 - ly) * a + ly * b;
     } else {
         uint sy = nearest(oy, p.h, p.ho, p.scale_h);
         uint sx = nearest(ox, p.w, p.wo, p.scale_w);
-        v = x_ld(base + sy * p.w + sx);
+        v = X_LD(base + sy * p.w + sx);
     }
-    o_st(i, v);
+    return v;
+}
+
+void main()
+{
+    /* Four consecutive outputs per invocation: a quarter of the (per-lane
+     * looped) stores when they are one vec4. */
+    uint i = flat_index(64) * 4u;
+    if (i >= p.n)
+        return;
+    if (VEC4 == 1u) {
+        o_st4(i, vec4(value(i), value(i + 1u), value(i + 2u), value(i + 3u)));
+    } else {
+        for (uint e = i; e < min(i + 4u, p.n); e++)
+            o_st(e, value(e));
+    }
 }

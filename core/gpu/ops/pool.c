@@ -1,5 +1,6 @@
 /* avg_pool2d / max_pool2d (shaders/pool.comp) and their references. */
 #include <math.h>
+#include <string.h>
 
 #include "gpu/ops/op_util.h"
 #include "gpu/ops/spatial_ref.h"
@@ -15,6 +16,7 @@ _Static_assert(sizeof(struct pool_push) <= 128, "push constants");
 
 const vkf_shader_layout vkf_pool_layouts[] = {
     {&vkf_shader_pool, 2, 0, sizeof(struct pool_push)},
+    {&vkf_shader_pool_tex, 2, 1, sizeof(struct pool_push)},
     {0},
 };
 
@@ -60,14 +62,23 @@ static int pool(vkf_gpu *gpu, bool max, vkf_tensor *x,
         .off_x = (uint32_t)xc->offset,
     };
     vkf_tensor *slots[2] = {o, xc};
-    uint32_t extra[2] = {max, !max && params->exclude_pad};
-    vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_pool, slots, 2, extra, 2,
-                            sizeof(pc), &pipe));
-    VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
-        .op = max ? "max_pool2d" : "avg_pool2d", .pipe = pipe,
+    uint32_t extra[3] = {max, !max && params->exclude_pad, wo % 4 == 0};
+    /* Texel-buffer input where it allows it (one chunk, not bf16). */
+    bool tex = !strcmp(gpu->info.type, "cpu") && xc->st->nchunks == 1 &&
+               xc->dtype != VKF_DTYPE_BF16;
+    vkf_dispatch dp = {
+        .op = max ? "max_pool2d" : "avg_pool2d",
         .writes = {o}, .nwrites = 1, .reads = {xc}, .nreads = 1, .push = &pc,
-        .groups = {vkf_div_up(pc.n, 64), 1, 1}}));
+        .groups = {vkf_div_up(pc.n, 256), 1, 1},
+    };
+    if (tex) {
+        dp.texels[0] = xc;
+        dp.texel_formats[0] = xc->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_R16F : VKF_TEXEL_R32F;
+        dp.ntexels = 1;
+    }
+    VKF_TRY(vkf_op_pipeline_tex(gpu, tex ? &vkf_shader_pool_tex : &vkf_shader_pool,
+                                slots, 2, extra, 3, dp.ntexels, sizeof(pc), &dp.pipe));
+    VKF_TRY(vkf_gpu_dispatch(gpu, &dp));
     *out = o;
     o = NULL;
 fail:

@@ -3,6 +3,7 @@
  * with PyTorch's size, scale and source-index rules, and the reference.
  */
 #include <math.h>
+#include <string.h>
 
 #include "gpu/ops/op_util.h"
 #include "gpu/ops/spatial_ref.h"
@@ -17,6 +18,7 @@ _Static_assert(sizeof(struct upsample_push) <= 128, "push constants");
 
 const vkf_shader_layout vkf_resample_layouts[] = {
     {&vkf_shader_upsample, 2, 0, sizeof(struct upsample_push)},
+    {&vkf_shader_upsample_tex, 2, 1, sizeof(struct upsample_push)},
     {0},
 };
 
@@ -65,15 +67,25 @@ int vkf_op_upsample(vkf_gpu *gpu, vkf_tensor *x,
         .off_x = (uint32_t)xc->offset,
     };
     vkf_tensor *slots[2] = {o, xc};
-    uint32_t extra[2] = {(uint32_t)p->mode,
-                         p->mode == VKF_UPSAMPLE_BILINEAR && p->align_corners};
-    vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_upsample, slots, 2, extra, 2,
-                            sizeof(pc), &pipe));
-    VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
+    uint32_t extra[3] = {(uint32_t)p->mode,
+                         p->mode == VKF_UPSAMPLE_BILINEAR && p->align_corners,
+                         wo % 4 == 0};
+    /* Texel-buffer input where it allows it (one chunk, not bf16). */
+    bool tex = !strcmp(gpu->info.type, "cpu") && xc->st->nchunks == 1 &&
+               xc->dtype != VKF_DTYPE_BF16;
+    vkf_dispatch d = {
         .op = p->mode == VKF_UPSAMPLE_BILINEAR ? "upsample_bilinear" : "upsample_nearest",
-        .pipe = pipe, .writes = {o}, .nwrites = 1, .reads = {xc}, .nreads = 1,
-        .push = &pc, .groups = {vkf_div_up(pc.n, 64), 1, 1}}));
+        .writes = {o}, .nwrites = 1, .reads = {xc}, .nreads = 1,
+        .push = &pc, .groups = {vkf_div_up(pc.n, 256), 1, 1},
+    };
+    if (tex) {
+        d.texels[0] = xc;
+        d.texel_formats[0] = xc->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_R16F : VKF_TEXEL_R32F;
+        d.ntexels = 1;
+    }
+    VKF_TRY(vkf_op_pipeline_tex(gpu, tex ? &vkf_shader_upsample_tex : &vkf_shader_upsample,
+                                slots, 2, extra, 3, d.ntexels, sizeof(pc), &d.pipe));
+    VKF_TRY(vkf_gpu_dispatch(gpu, &d));
     *out = o;
     o = NULL;
 fail:
