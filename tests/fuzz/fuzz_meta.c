@@ -2,7 +2,7 @@
  * bytes. */
 #include <stdint.h>
 
-#include "fuzz_common.h"
+#include "fuzz_load.h"
 #include "io/meta.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

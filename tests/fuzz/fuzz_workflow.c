@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "fuzz_common.h"
+#include "fuzz_load.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
-/* Shared set-up of the loader fuzz targets. */
-#ifndef VKF_FUZZ_COMMON_H
-#define VKF_FUZZ_COMMON_H
+/* Shared set-up of the workflow-loader fuzz targets. */
+#ifndef VKF_FUZZ_LOAD_H
+#define VKF_FUZZ_LOAD_H
 
 #include <stdlib.h>
 
