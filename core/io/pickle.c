@@ -105,6 +105,7 @@ typedef struct vm {
     pobj **memo;
     int memocap;
     int nmemo;                /* defined memo slots: MEMOIZE's index */
+    int *storage_of_entry;    /* zip entry index -> file->st index, or -1 */
 } vm;
 
 static int vfail(vm *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -282,20 +283,17 @@ static int persistent_load(vm *m, pobj *pid)
         return vfail(m, "persistent id: bad element count");
     vkf_wdtype dt = allowed[type->i].dtype;
     wt_file *f = m->f;
-    int idx = -1;
-    for (int i = 0; i < f->nst && idx < 0; i++)
-        if (strlen(f->st[i].key) == key->len && !memcmp(f->st[i].key, key->s, key->len))
-            idx = i;
+    char entry[256];
+    snprintf(entry, sizeof(entry), "%.*sdata/%.*s", (int)m->prefix_len, m->prefix,
+             (int)key->len, key->s);
+    const wt_zip_entry *e = vkf_zip_find(m->zip, entry);
+    if (!e)
+        return vfail(m, "storage entry '%s' missing from the archive", entry);
+    int idx = m->storage_of_entry[e - m->zip->e];
     if (idx >= 0) {
         if (f->st[idx].dtype != dt || f->st[idx].numel != (uint64_t)numel->i)
             return vfail(m, "storage '%s' used with two different types", f->st[idx].key);
     } else {
-        char entry[256];
-        snprintf(entry, sizeof(entry), "%.*sdata/%.*s", (int)m->prefix_len, m->prefix,
-                 (int)key->len, key->s);
-        const wt_zip_entry *e = vkf_zip_find(m->zip, entry);
-        if (!e)
-            return vfail(m, "storage entry '%s' missing from the archive", entry);
         uint64_t es = vkf_wdtype_size(dt);
         if ((uint64_t)numel->i > e->size / es)
             return vfail(m, "storage '%s' holds %llu bytes, fewer than %lld %s elements",
@@ -317,6 +315,7 @@ static int persistent_load(vm *m, pobj *pid)
         if (e->method == 0)
             s->data = e->data;
         idx = f->nst - 1;
+        m->storage_of_entry[e - m->zip->e] = idx;
     }
     pobj *o = new_obj(m, P_STORAGE);
     if (!o)
@@ -776,6 +775,9 @@ int vkf_pickle_parse(wt_file *f)
         goto fail;
     }
     m.zip = &zip;
+    VKF_CHECK_ALLOC(m.storage_of_entry = vkf_malloc((size_t)zip.count * sizeof(int) + 1));
+    for (int i = 0; i < zip.count; i++)
+        m.storage_of_entry[i] = -1;
     m.prefix = pkl->name;
     m.prefix_len = pkl->name_len - 8;
     char bo[256];
@@ -849,6 +851,7 @@ fail:
     vkf_free(m.stack);
     vkf_free(m.marks);
     vkf_free(m.memo);
+    vkf_free(m.storage_of_entry);
     vkf_free(owned);
     vkf_zip_close(&zip);
     return err;

@@ -95,13 +95,14 @@ typedef struct wt_zip_entry {
 } wt_zip_entry;
 
 typedef struct wt_zip {
-    wt_zip_entry *e;
+    wt_zip_entry *e;            /* sorted by name */
     int count;
 } wt_zip;
 
 bool vkf_zip_is_zip(const uint8_t *p, size_t size);
 int vkf_zip_open(const wt_file *f, wt_zip *z);
 void vkf_zip_close(wt_zip *z);
+/* Binary search by exact name; NULL if absent. */
 const wt_zip_entry *vkf_zip_find(const wt_zip *z, const char *name);
 /* Bytes of an entry: borrowed for stored, *owned (vkf_free) for deflated. */
 int vkf_zip_read(const wt_file *f, const wt_zip_entry *e, uint64_t max,

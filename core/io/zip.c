@@ -4,6 +4,7 @@
  * deflated entries.  Every offset and size is checked against the file.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -63,6 +64,18 @@ static int zip64_extra(const wt_file *f, const uint8_t *extra, size_t len,
         return 0;
 bad:
     return wt_fail(f, VKF_EPARSE, "zip: bad zip64 extra field");
+}
+
+static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c ? c : (alen > blen) - (alen < blen);
+}
+
+static int entry_cmp(const void *x, const void *y)
+{
+    const wt_zip_entry *a = x, *b = y;
+    return name_cmp(a->name, a->name_len, b->name, b->name_len);
 }
 
 int vkf_zip_open(const wt_file *f, wt_zip *z)
@@ -153,6 +166,8 @@ int vkf_zip_open(const wt_file *f, wt_zip *z)
         e->data = b + data;
         p += 46 + nlen + xlen + clen;
     }
+    if (z->count > 1)
+        qsort(z->e, (size_t)z->count, sizeof(*z->e), entry_cmp);
     return 0;
 fail:
     vkf_zip_close(z);
@@ -168,9 +183,17 @@ void vkf_zip_close(wt_zip *z)
 const wt_zip_entry *vkf_zip_find(const wt_zip *z, const char *name)
 {
     size_t n = strlen(name);
-    for (int i = 0; i < z->count; i++)
-        if (z->e[i].name_len == n && !memcmp(z->e[i].name, name, n))
-            return &z->e[i];
+    int lo = 0, hi = z->count;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        int c = name_cmp(z->e[mid].name, z->e[mid].name_len, name, n);
+        if (c == 0)
+            return &z->e[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 
