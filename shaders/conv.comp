@@ -60,7 +60,7 @@ TENSOR(1, x)
 TENSOR(2, wt)
 TENSOR(3, bias)
 
-#ifdef TEX
+#if defined(TEX)
 /* x and w through uniform texel buffers (host: single chunk, f32/f16):
  * lavapipe turns texel fetches into SIMD gathers, whereas SSBO loads
  * become a loop over lanes even when the address is uniform.  x is viewed
@@ -69,6 +69,13 @@ layout(binding = 16) uniform samplerBuffer x_tex;
 layout(binding = 17) uniform samplerBuffer w_tex;
 #define X_LD(i) texelFetch(x_tex, int(i)).x
 #define X_LD4(i) texelFetch(x_tex, int((i) >> 2))
+#define W_LD(i) texelFetch(w_tex, int(i)).x
+#elif defined(TEXW)
+/* Only w as a texel buffer (x spans several chunks): the TM weight loads
+ * per step are the per-lane ones. */
+layout(binding = 16) uniform samplerBuffer w_tex;
+#define X_LD(i) x_ld(i)
+#define X_LD4(i) x_ld4(i)
 #define W_LD(i) texelFetch(w_tex, int(i)).x
 #else
 #define X_LD(i) x_ld(i)

@@ -30,22 +30,31 @@ const vkf_shader_layout vkf_conv_layouts[] = {
     {&vkf_shader_conv_tex_2x16, 4, 2, sizeof(struct conv_push)},
     {&vkf_shader_conv_tex_4x16, 4, 2, sizeof(struct conv_push)},
     {&vkf_shader_conv_tex_8x16, 4, 2, sizeof(struct conv_push)},
+    {&vkf_shader_conv_texw_1x16, 4, 1, sizeof(struct conv_push)},
+    {&vkf_shader_conv_texw_2x16, 4, 1, sizeof(struct conv_push)},
+    {&vkf_shader_conv_texw_4x16, 4, 1, sizeof(struct conv_push)},
+    {&vkf_shader_conv_texw_8x16, 4, 1, sizeof(struct conv_push)},
     {0},
 };
 
+/* texels: 0 SSBO loads, 1 w through a texel buffer, 2 x and w. */
 static const struct {
     uint32_t tm, tn;
-    bool tex;
+    int texels;
     const vkf_shader_code *shader;
 } kernels[] = {
-    {1, 16, false, &vkf_shader_conv_1x16},
-    {2, 16, false, &vkf_shader_conv_2x16},
-    {4, 16, false, &vkf_shader_conv_4x16},
-    {8, 16, false, &vkf_shader_conv_8x16},
-    {1, 16, true, &vkf_shader_conv_tex_1x16},
-    {2, 16, true, &vkf_shader_conv_tex_2x16},
-    {4, 16, true, &vkf_shader_conv_tex_4x16},
-    {8, 16, true, &vkf_shader_conv_tex_8x16},
+    {1, 16, 0, &vkf_shader_conv_1x16},
+    {2, 16, 0, &vkf_shader_conv_2x16},
+    {4, 16, 0, &vkf_shader_conv_4x16},
+    {8, 16, 0, &vkf_shader_conv_8x16},
+    {1, 16, 1, &vkf_shader_conv_texw_1x16},
+    {2, 16, 1, &vkf_shader_conv_texw_2x16},
+    {4, 16, 1, &vkf_shader_conv_texw_4x16},
+    {8, 16, 1, &vkf_shader_conv_texw_8x16},
+    {1, 16, 2, &vkf_shader_conv_tex_1x16},
+    {2, 16, 2, &vkf_shader_conv_tex_2x16},
+    {4, 16, 2, &vkf_shader_conv_tex_4x16},
+    {8, 16, 2, &vkf_shader_conv_tex_8x16},
 };
 
 void vkf_conv_out_dims(const vkf_conv_geom *g, int64_t *to, int64_t *ho,
@@ -125,16 +134,19 @@ int vkf_op_conv_tiled(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *w,
     /* The broadcast path already loads a pixel tile with TN/8 gathers. */
     bool vec = pointwise && !bcast && tile->tn % 4 == 0 && pc.npix % 4 == 0 &&
                pc.off_x % 4 == 0;
-    bool tex = tile->tex && xc->st->nchunks == 1 && wc->st->nchunks == 1 &&
-               xc->dtype != VKF_DTYPE_BF16 && wc->dtype != VKF_DTYPE_BF16;
+    /* Texel views need one chunk and a float format; a multi-chunk x (a
+     * large activation) still gets w, whose loads are the per-lane ones. */
+    bool w_tex = tile->tex && wc->st->nchunks == 1 && wc->dtype != VKF_DTYPE_BF16;
+    bool x_tex = w_tex && xc->st->nchunks == 1 && xc->dtype != VKF_DTYPE_BF16;
+    int texels = x_tex ? 2 : w_tex ? 1 : 0;
     const vkf_shader_code *shader = NULL;
     for (size_t i = 0; i < VKF_ARRAY_SIZE(kernels); i++)
         if (kernels[i].tm == tile->tm && kernels[i].tn == tile->tn &&
-            kernels[i].tex == tex)
+            kernels[i].texels == texels)
             shader = kernels[i].shader;
     if (!shader) {
-        vkf_logf(gpu->log, VKF_LOG_ERROR, "conv: no %ux%u%s kernel compiled in",
-                 tile->tm, tile->tn, tex ? " tex" : "");
+        vkf_logf(gpu->log, VKF_LOG_ERROR, "conv: no %ux%u kernel with %d texel "
+                 "operands compiled in", tile->tm, tile->tn, texels);
         err = VKF_EUNSUPPORTED;
         goto fail;
     }
@@ -149,14 +161,16 @@ int vkf_op_conv_tiled(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *w,
         .push = &pc,
         .groups = {gx, vkf_div_up(tiles, gx), (uint32_t)g->n * co_tiles},
     };
-    if (tex) {
-        bool xh = xc->dtype == VKF_DTYPE_F16, wh = wc->dtype == VKF_DTYPE_F16;
-        d.texels[0] = xc;
-        d.texels[1] = wc;
-        d.texel_formats[0] = vec ? (xh ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
-                                 : (xh ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
-        d.texel_formats[1] = wh ? VKF_TEXEL_R16F : VKF_TEXEL_R32F;
-        d.ntexels = 2;
+    if (x_tex) {
+        bool xh = xc->dtype == VKF_DTYPE_F16;
+        d.texels[d.ntexels] = xc;
+        d.texel_formats[d.ntexels++] = vec ? (xh ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
+                                           : (xh ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
+    }
+    if (w_tex) {
+        d.texels[d.ntexels] = wc;
+        d.texel_formats[d.ntexels++] =
+            wc->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_R16F : VKF_TEXEL_R32F;
     }
     VKF_TRY(vkf_op_pipeline_tex(gpu, shader, slots, 4, extra, 8, d.ntexels,
                                 sizeof(pc), &d.pipe));

@@ -28,8 +28,8 @@ void vkf_ref_conv(const float *x, const float *w, const float *bias,
                   const vkf_conv_geom *g, float *out);
 
 /* Register tile of shaders/conv.comp: an invocation owns tm output channels
- * × tn output pixels; wg invocations per workgroup.  tex: read x and w
- * through texel buffers where they allow it (one chunk, not bf16).
+ * × tn output pixels; wg invocations per workgroup.  tex: read w, and x
+ * too, through texel buffers where they allow it (one chunk, not bf16).
  * With wg == subgroup size == 8 and tn % 8 == 0 input pixels are shared
  * by subgroupBroadcast. */
 typedef struct vkf_conv_tile {
