@@ -13,6 +13,8 @@
 
 #include "gpu/gpu_internal.h"
 
+static void full_barrier(vkf_gpu *gpu);
+
 static int batch_objects(vkf_gpu *gpu)
 {
     int err = 0;
@@ -77,6 +79,11 @@ int vkf_gpu_cmd_begin(vkf_gpu *gpu)
     gpu->recording = true;
     gpu->ndispatch = 0;
     gpu->epoch++;
+    /* Work of the previous submission is complete (we waited on its
+     * fence), but a fence orders nothing for later device accesses: make
+     * its writes visible to this batch. */
+    if (gpu->stats.dispatches)
+        full_barrier(gpu);
 fail:
     return err;
 }
