@@ -81,7 +81,9 @@ typedef struct pss {
     int nq;
     char *body;
     size_t body_len, body_cap;
-    bool too_large;
+    bool discard;               /* read the body, keep nothing */
+    int deferred_status;        /* the error to answer once it is read */
+    const char *deferred_type, *deferred_message;
     bool upload, mask;
     struct lws_spa *spa;
     char *up_data;
@@ -576,32 +578,49 @@ static int http_request(vkf_server *srv, struct lws *wsi, pss *s, const char *ur
             return -1;
         return start_response(srv, wsi, s);
     }
-    if (!authorized(srv, wsi, query_get(s, "token")))
-        return respond_error(srv, wsi, s, 401, "unauthorized",
-                             "Missing or wrong token (Authorization: Bearer or ?token=)");
-    if (!origin_allowed(srv, wsi))
-        return respond_error(srv, wsi, s, 403, "forbidden", "Origin does not match Host");
+    int status = 0;
+    const char *etype = NULL, *emsg = NULL;
+    if (!authorized(srv, wsi, query_get(s, "token"))) {
+        status = 401;
+        etype = "unauthorized";
+        emsg = "Missing or wrong token (Authorization: Bearer or ?token=)";
+    } else if (!origin_allowed(srv, wsi)) {
+        status = 403;
+        etype = "forbidden";
+        emsg = "Origin does not match Host";
+    }
     bool has_body = !strcmp(s->method, "POST") || !strcmp(s->method, "PUT") ||
                     !strcmp(s->method, "PATCH");
+    long long len = 0;
+    bool chunked = false;
     if (has_body) {
         char *cl = hdr_dup(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
         char *te = hdr_dup(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
-        long long len = cl ? strtoll(cl, NULL, 10) : 0;
-        bool chunked = te && strcasestr(te, "chunked");
+        len = cl ? strtoll(cl, NULL, 10) : 0;
+        chunked = te && strcasestr(te, "chunked");
         vkf_free(cl);
         vkf_free(te);
-        int64_t max = srv->app->p.max_body_bytes;
-        if (len > max) {
-            /* A body somewhat too large is read and dropped so that the
-             * client, still sending, sees the 413; a huge one is cut off. */
-            if (len > 2 * max) {
-                s->close_after = true;
-                return respond_error(srv, wsi, s, 413, "body_too_large",
-                                     "The request body is larger than the server accepts");
-            }
-            s->too_large = true;
+    }
+    int64_t max = srv->app->p.max_body_bytes;
+    if (!status && len > max) {
+        status = 413;
+        etype = "body_too_large";
+        emsg = "The request body is larger than the server accepts";
+    }
+    if (status) {
+        /* A refused request's body is read and dropped so that the client,
+         * still sending, sees the answer; a huge one is cut off. */
+        if ((len > 0 || chunked) && len <= 2 * max) {
+            s->discard = true;
+            s->deferred_status = status;
+            s->deferred_type = etype;
+            s->deferred_message = emsg;
             return 0;
         }
+        s->close_after = len > 0 || chunked;
+        return respond_error(srv, wsi, s, status, etype, emsg);
+    }
+    if (has_body) {
         if (!strcmp(s->method, "POST") &&
             (!strcmp(s->path, "/upload/image") || !strcmp(s->path, "/upload/mask"))) {
             char *ct = hdr_dup(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE);
@@ -627,10 +646,13 @@ static int http_request(vkf_server *srv, struct lws *wsi, pss *s, const char *ur
 
 static int http_body(vkf_server *srv, pss *s, const char *in, size_t len)
 {
-    if (s->too_large || s->responding)
+    if (s->discard || s->responding)
         return 0;
     if (s->body_len + len > (size_t)srv->app->p.max_body_bytes) {
-        s->too_large = true;
+        s->discard = true;
+        s->deferred_status = 413;
+        s->deferred_type = "body_too_large";
+        s->deferred_message = "The request body is larger than the server accepts";
         return 0;
     }
     if (s->upload) {
@@ -659,10 +681,10 @@ static int http_body_done(vkf_server *srv, struct lws *wsi, pss *s)
 {
     if (s->responding)
         return 0;
-    if (s->too_large) {
-        s->close_after = true;
-        return respond_error(srv, wsi, s, 413, "body_too_large",
-                             "The request body is larger than the server accepts");
+    if (s->deferred_status) {
+        /* Keep-alive is fine: the whole body has been read. */
+        return respond_error(srv, wsi, s, s->deferred_status, s->deferred_type,
+                             s->deferred_message);
     }
     if (s->upload)
         return finish_upload(srv, wsi, s);

@@ -444,6 +444,10 @@ try:
           "Bearer token and CORS header")
     st, _, _ = request(P, "GET", "/api/queue?token=s3cret")
     check(st == 200, "?token=")
+    st, _, _ = request(P, "POST", "/prompt", {"prompt": text_prompt("x" * 100000)})
+    check(st == 401, "401 for a POST with a body, read to its end")
+    st, _, _ = request(P, "POST", "/prompt?token=s3cret", {"prompt": text_prompt("t")})
+    check(st == 200, "POST with ?token=")
     st, h, _ = request(P, "OPTIONS", "/prompt", headers={"Origin": "http://app.example"})
     check(st == 200 and "access-control-allow-methods" in h, "CORS preflight")
     try:
