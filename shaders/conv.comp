@@ -6,19 +6,23 @@
  * x[n, ci, input position of p shifted by the tap], zero outside the input.
  * No im2col buffer and no shared memory.
  *
- * Blocking for CPU-like devices (lavapipe, see matmul_cpu.comp): a lane
- * (invocation) owns TM output channels × TN output pixels.  The pixels
- * depend only on the workgroup id, so every input load and every padding
- * test is uniform across the workgroup (one scalar load, one branch);
- * only the TM weight loads per step vary per lane.  The taps loop is
- * outermost so that per-pixel addresses and validity are computed once per
- * tap, not once per input channel; a tap whose TN pixels are all inside
- * the input takes a branch without the per-pixel zero selects.
+ * Blocking for CPU-like devices (lavapipe, see docs/vulkan.md): a lane
+ * (invocation) owns TM output channels × TN output pixels, so a step over
+ * one (input channel, tap) does TM weight loads, the pixel loads and
+ * TM * TN FMAs.  The pixels depend only on the workgroup id.
  *
- * MODE 1 (1×1×1 kernel, stride 1, no padding, pixel count and x offset
- * multiples of 4): a full tile reads TN consecutive pixels as TN/4 vec4.
- * GROUPED: input channels start at the group of each output channel, which
- * makes input loads per lane (slow but general: depthwise etc.).
+ * BCAST (lavapipe: WG == subgroup size == 8): lane l loads pixels
+ * p0 + 8s + l and subgroupBroadcast hands each to all lanes, so a step
+ * loads TN/8 pixels per lane; padding is a per-lane select.  Input channels
+ * run in blocks of CB with the taps inside, keeping the block's weight rows
+ * in cache across taps.
+ * Otherwise (GPUs, other subgroup sizes) every lane loads the TN pixels at
+ * uniform addresses; taps are outermost so per-pixel addresses are computed
+ * once per tap, and a tap whose TN pixels are all inside the input skips
+ * the zero selects.  MODE 1 (1×1×1 kernel, stride 1, no padding, pixel
+ * count and x offset multiples of 4) reads a full tile as TN/4 vec4.
+ * GROUPED (never with BCAST): input channels start at the group of each
+ * output channel, which makes input loads per lane (depthwise etc.).
  */
 #extension GL_KHR_shader_subgroup_ballot : require
 #include "common/tensor.glsl"
