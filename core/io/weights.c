@@ -20,14 +20,19 @@
 
 #include "io/weights_internal.h"
 
+typedef struct wt_meta_ref {
+    const char *key, *value;
+    int seq;                    /* order of appearance, for "first wins" */
+} wt_meta_ref;
+
 struct vkf_weights {
     vkf_weights_format format;
     wt_file *files;
     int nfiles, filecap;
     wt_tensor **idx;            /* all tensors, sorted by name */
     int count;
-    const char **meta;          /* key, value pairs sorted by key (borrowed
-                                   from the files) */
+    wt_meta_ref *meta;          /* sorted by key, unique (first file wins);
+                                   strings borrowed from the files */
     int nmeta;
     const vkf_log *log;
 };
@@ -422,6 +427,22 @@ static bool safe_file_name(const char *s)
     return s[0] && s[0] != '.' && !strchr(s, '/') && !strchr(s, '\\');
 }
 
+/* f->t is sorted by name, and every name has the same plen-byte prefix. */
+static bool file_has(const wt_file *f, size_t plen, const char *name)
+{
+    int lo = 0, hi = f->count;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(f->t[mid].name + plen, name);
+        if (c == 0)
+            return true;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
 /* A *.index.json weight map: {"metadata": {...}, "weight_map": {name: file}}. */
 static int open_index(vkf_weights *w, const char *path, const char *prefix)
 {
@@ -467,12 +488,7 @@ static int open_index(vkf_weights *w, const char *path, const char *prefix)
         int k = 0;
         while (strcmp(shards[k], e->valuestring))
             k++;
-        const wt_file *f = &w->files[first + k];
-        bool found = false;
-        size_t plen = prefix ? strlen(prefix) + 1 : 0;
-        for (int i = 0; i < f->count && !found; i++)
-            found = !strcmp(f->t[i].name + plen, e->string);
-        if (!found) {
+        if (!file_has(&w->files[first + k], prefix ? strlen(prefix) + 1 : 0, e->string)) {
             err = wt_fail(&msg, VKF_EPARSE, "weight_map puts '%s' in %s but it is not there",
                           e->string, e->valuestring);
             goto fail;
@@ -645,8 +661,9 @@ fail:
 
 static int meta_cmp(const void *a, const void *b)
 {
-    const char *const *x = a, *const *y = b;
-    return strcmp(x[0], y[0]);
+    const wt_meta_ref *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 static int idx_cmp(const void *a, const void *b)
@@ -664,7 +681,7 @@ static int build_index(vkf_weights *w)
         nmeta += w->files[i].nmeta;
     }
     w->idx = vkf_calloc((size_t)total + 1, sizeof(*w->idx));
-    w->meta = vkf_calloc(2 * (size_t)nmeta + 2, sizeof(*w->meta));
+    w->meta = vkf_calloc((size_t)nmeta + 1, sizeof(*w->meta));
     if (!w->idx || !w->meta)
         return VKF_ENOMEM;
     for (int i = 0; i < w->nfiles; i++) {
@@ -673,19 +690,18 @@ static int build_index(vkf_weights *w)
             f->t[k].info.file = i;
             w->idx[w->count++] = &f->t[k];
         }
-        for (int k = 0; k < f->nmeta; k++) {
-            bool dup = false;
-            for (int j = 0; j < w->nmeta && !dup; j++)
-                dup = !strcmp(w->meta[2 * j], f->meta[2 * k]);
-            if (dup)
-                continue;
-            w->meta[2 * w->nmeta] = f->meta[2 * k];
-            w->meta[2 * w->nmeta + 1] = f->meta[2 * k + 1];
-            w->nmeta++;
-        }
+        for (int k = 0; k < f->nmeta; k++, w->nmeta++)
+            w->meta[w->nmeta] = (wt_meta_ref){f->meta[2 * k], f->meta[2 * k + 1], w->nmeta};
     }
-    qsort(w->idx, (size_t)w->count, sizeof(*w->idx), idx_cmp);
-    qsort(w->meta, (size_t)w->nmeta, 2 * sizeof(*w->meta), meta_cmp);
+    if (w->count > 1)
+        qsort(w->idx, (size_t)w->count, sizeof(*w->idx), idx_cmp);
+    if (w->nmeta > 1)
+        qsort(w->meta, (size_t)w->nmeta, sizeof(*w->meta), meta_cmp);
+    int kept = 0;
+    for (int i = 0; i < w->nmeta; i++)
+        if (!kept || strcmp(w->meta[kept - 1].key, w->meta[i].key))
+            w->meta[kept++] = w->meta[i];
+    w->nmeta = kept;
     for (int i = 1; i < w->count; i++) {
         if (!strcmp(w->idx[i - 1]->name, w->idx[i]->name)) {
             const wt_file *a = &w->files[w->idx[i - 1]->info.file];
@@ -854,15 +870,22 @@ void vkf_weights_metadata_at(const vkf_weights *w, int i, const char **key,
                              const char **value)
 {
     bool ok = i >= 0 && i < w->nmeta;
-    *key = ok ? w->meta[2 * i] : NULL;
-    *value = ok ? w->meta[2 * i + 1] : NULL;
+    *key = ok ? w->meta[i].key : NULL;
+    *value = ok ? w->meta[i].value : NULL;
 }
 
 const char *vkf_weights_metadata_get(const vkf_weights *w, const char *key)
 {
-    for (int i = 0; i < w->nmeta; i++)
-        if (!strcmp(w->meta[2 * i], key))
-            return w->meta[2 * i + 1];
+    int lo = 0, hi = w->nmeta;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2, c = strcmp(w->meta[mid].key, key);
+        if (c == 0)
+            return w->meta[mid].value;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     return NULL;
 }
 

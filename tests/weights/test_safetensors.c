@@ -311,6 +311,17 @@ static void test_hostile(void)
     CHECK_EQ_INT(vkf_weights_open(path, &w, &g_log.log), 0);
     CHECK(w && vkf_weights_count(w) == 1);
     vkf_weights_close(&w);
+    /* Duplicate metadata keys: the first one is kept. */
+    st_write_raw(path, "{\"__metadata__\":{\"k\":\"first\",\"k\":\"second\",\"a\":\"x\"}}", 51,
+                 NULL, 0);
+    CHECK_EQ_INT(vkf_weights_open(path, &w, &g_log.log), 0);
+    if (w) {
+        CHECK_EQ_INT(vkf_weights_metadata_count(w), 2);
+        CHECK_STR(vkf_weights_metadata_get(w, "k"), "first");
+        CHECK_STR(vkf_weights_metadata_get(w, "a"), "x");
+        CHECK(vkf_weights_metadata_get(w, "b") == NULL);
+        vkf_weights_close(&w);
+    }
     /* A FIFO is refused without blocking. */
     const char *fifo = tmp_path("fifo.safetensors");
     CHECK(mkfifo(fifo, 0600) == 0);
