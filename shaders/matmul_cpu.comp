@@ -43,11 +43,18 @@ TENSOR(3, bias)
  * path): lavapipe turns texel fetches into SIMD gathers, whereas SSBO
  * loads become a loop over lanes.  Views are R or RGBA as each path reads. */
 layout(binding = 16) uniform samplerBuffer a_tex;
-layout(binding = 17) uniform samplerBuffer b_tex;
 #define A_LD(i) texelFetch(a_tex, int(i)).x
 #define A_LD4(i) texelFetch(a_tex, int((i) >> 2))
+#ifdef B_BF16
+/* bf16 has no texel format: read the bits through a 16-bit UINT view. */
+layout(binding = 17) uniform usamplerBuffer b_tex;
+#define B_LD(i) uintBitsToFloat(texelFetch(b_tex, int(i)).x << 16)
+#define B_LD4(i) uintBitsToFloat(texelFetch(b_tex, int((i) >> 2)) << 16)
+#else
+layout(binding = 17) uniform samplerBuffer b_tex;
 #define B_LD(i) texelFetch(b_tex, int(i)).x
 #define B_LD4(i) texelFetch(b_tex, int((i) >> 2))
+#endif
 #else
 #define A_LD(i) a_ld(i)
 #define A_LD4(i) a_ld4(i)

@@ -52,7 +52,7 @@ typedef struct vkf_buffer {
     void *mapped;                  /* NULL unless host-visible */
     vkf_mem_kind kind;
     uint64_t read_epoch, write_epoch;  /* barrier tracking, see command.c */
-    VkBufferView views[4];         /* uniform texel views, by vkf_texel_format */
+    VkBufferView views[6];         /* uniform texel views, by vkf_texel_format */
 } vkf_buffer;
 
 /* Formats of uniform texel buffer views (see vkf_buffer_view). */
@@ -61,6 +61,8 @@ typedef enum vkf_texel_format {
     VKF_TEXEL_RGBA32F = 1,
     VKF_TEXEL_R16F = 2,
     VKF_TEXEL_RGBA16F = 3,
+    VKF_TEXEL_R16U = 4,            /* bf16 bits */
+    VKF_TEXEL_RGBA16U = 5,
 } vkf_texel_format;
 
 /* Cached view of the whole buffer; owned by the buffer. */

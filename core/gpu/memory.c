@@ -267,7 +267,9 @@ int vkf_buffer_view(vkf_gpu *gpu, vkf_buffer *b, vkf_texel_format fmt,
     static const VkFormat formats[] = {
         VK_FORMAT_R32_SFLOAT, VK_FORMAT_R32G32B32A32_SFLOAT,
         VK_FORMAT_R16_SFLOAT, VK_FORMAT_R16G16B16A16_SFLOAT,
+        VK_FORMAT_R16_UINT, VK_FORMAT_R16G16B16A16_UINT,
     };
+    _Static_assert(VKF_ARRAY_SIZE(formats) == VKF_ARRAY_SIZE(b->views), "views");
     int err = 0;
     if (!b->views[fmt]) {
         VkBufferViewCreateInfo ci = {

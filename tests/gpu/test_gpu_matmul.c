@@ -113,6 +113,9 @@ int main(void)
     check_case(gpu, 3, 3, 13, 20, 12, false, true, VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
     check_case(gpu, 3, 1, 13, 20, 12, true, false, VKF_DTYPE_F16, VKF_DTYPE_BF16, NULL);
     check_case(gpu, 5, 1, 7, 9, 31, false, false, VKF_DTYPE_BF16, VKF_DTYPE_F16, NULL);
+    /* bf16 weights through the 16-bit UINT texel view, both layouts. */
+    check_case(gpu, 1, 1, 29, 24, 40, false, true, VKF_DTYPE_F32, VKF_DTYPE_BF16, NULL);
+    check_case(gpu, 1, 1, 29, 24, 40, true, true, VKF_DTYPE_F32, VKF_DTYPE_BF16, NULL);
     test_linear(gpu);
     int rc = gt_finish(&gpu);
 

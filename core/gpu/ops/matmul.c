@@ -26,6 +26,8 @@ const vkf_shader_layout vkf_matmul_layouts[] = {
     {&vkf_shader_matmul_cpu_8x8, 4, 0, sizeof(struct matmul_push)},
     {&vkf_shader_matmul_cpu_4x16, 4, 0, sizeof(struct matmul_push)},
     {&vkf_shader_matmul_smem, 4, 0, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_tex_bf16_8x8, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_tex_bf16_4x16, 4, 2, sizeof(struct matmul_push)},
     {0},
 };
 
@@ -47,31 +49,34 @@ void vkf_matmul_default_tile(const vkf_gpu *gpu, bool trans_b,
 
 static const struct {
     uint32_t tm, tn;
-    bool lane_rows, tex;
+    bool lane_rows, tex, bf16;     /* bf16: B read as bf16 bits */
     const vkf_shader_code *shader;
 } kernels[] = {
-    {8, 8, false, true, &vkf_shader_matmul_tex_8x8},
-    {4, 8, false, true, &vkf_shader_matmul_tex_4x8},
-    {4, 8, true, true, &vkf_shader_matmul_cpu_tex_4x8},
-    {8, 8, true, true, &vkf_shader_matmul_cpu_tex_8x8},
-    {4, 16, true, true, &vkf_shader_matmul_cpu_tex_4x16},
-    {8, 12, false, true, &vkf_shader_matmul_tex_8x12},
-    {4, 4, false, false, &vkf_shader_matmul_4x4},
-    {8, 4, false, false, &vkf_shader_matmul_8x4},
-    {4, 8, false, false, &vkf_shader_matmul_4x8},
-    {8, 8, false, false, &vkf_shader_matmul_8x8},
-    {4, 8, true, false, &vkf_shader_matmul_cpu_4x8},
-    {8, 8, true, false, &vkf_shader_matmul_cpu_8x8},
-    {4, 16, true, false, &vkf_shader_matmul_cpu_4x16},
+    {8, 8, false, true, true, &vkf_shader_matmul_tex_bf16_8x8},
+    {4, 16, true, true, true, &vkf_shader_matmul_cpu_tex_bf16_4x16},
+    {8, 8, false, true, false, &vkf_shader_matmul_tex_8x8},
+    {4, 8, false, true, false, &vkf_shader_matmul_tex_4x8},
+    {4, 8, true, true, false, &vkf_shader_matmul_cpu_tex_4x8},
+    {8, 8, true, true, false, &vkf_shader_matmul_cpu_tex_8x8},
+    {4, 16, true, true, false, &vkf_shader_matmul_cpu_tex_4x16},
+    {8, 12, false, true, false, &vkf_shader_matmul_tex_8x12},
+    {4, 4, false, false, false, &vkf_shader_matmul_4x4},
+    {8, 4, false, false, false, &vkf_shader_matmul_8x4},
+    {4, 8, false, false, false, &vkf_shader_matmul_4x8},
+    {8, 8, false, false, false, &vkf_shader_matmul_8x8},
+    {4, 8, true, false, false, &vkf_shader_matmul_cpu_4x8},
+    {8, 8, true, false, false, &vkf_shader_matmul_cpu_8x8},
+    {4, 16, true, false, false, &vkf_shader_matmul_cpu_4x16},
 };
 
-static const vkf_shader_code *pick_shader(const vkf_matmul_tile *tile)
+static const vkf_shader_code *pick_shader(const vkf_matmul_tile *tile, bool bf16_b)
 {
     if (tile->smem)
         return &vkf_shader_matmul_smem;
     for (size_t i = 0; i < VKF_ARRAY_SIZE(kernels); i++)
         if (kernels[i].tm == tile->tm && kernels[i].tn == tile->tn &&
-            kernels[i].lane_rows == tile->lane_rows && kernels[i].tex == tile->tex)
+            kernels[i].lane_rows == tile->lane_rows && kernels[i].tex == tile->tex &&
+            kernels[i].bf16 == (tile->tex && bf16_b))
             return kernels[i].shader;
     return NULL;
 }
@@ -133,9 +138,11 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
     vkf_matmul_tile fallback;
     if (tile->smem)
         vec = false;
+    bool bf16_b = bc->dtype == VKF_DTYPE_BF16;
     if (tile->tex && !(vec && ac->st->nchunks == 1 && bc->st->nchunks == 1 &&
-                       ac->dtype != VKF_DTYPE_BF16 && bc->dtype != VKF_DTYPE_BF16)) {
-        /* Texel views need one chunk and a float format: use SSBO loads. */
+                       ac->dtype != VKF_DTYPE_BF16 &&
+                       (!bf16_b || pick_shader(tile, true)))) {
+        /* Texel views need one chunk and a compiled format: SSBO loads. */
         fallback = (vkf_matmul_tile){.tm = tile->lane_rows ? 8 : 4,
                                      .tn = tile->lane_rows ? 8 : 4, .wg = tile->wg,
                                      .lane_rows = tile->lane_rows};
@@ -143,7 +150,7 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
             fallback.tm = fallback.tn = 8;
         tile = &fallback;
     }
-    const vkf_shader_code *shader = pick_shader(tile);
+    const vkf_shader_code *shader = pick_shader(tile, bf16_b);
     if (!shader) {
         vkf_logf(gpu->log, VKF_LOG_ERROR, "matmul: no %ux%u%s%s kernel compiled in",
                  tile->tm, tile->tn, tile->lane_rows ? " cpu" : "",
@@ -177,6 +184,8 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
                                    : (h ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
         d.texel_formats[1] = b_vec ? (hb ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
                                    : (hb ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
+        if (bf16_b)
+            d.texel_formats[1] = b_vec ? VKF_TEXEL_RGBA16U : VKF_TEXEL_R16U;
         d.ntexels = 2;
     }
     VKF_TRY(vkf_op_pipeline_tex(gpu, shader, slots, 4, extra, tile->lane_rows ? 6 : 7,
