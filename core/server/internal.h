@@ -53,6 +53,8 @@ struct vkf_app {
 
     /* Executor thread only: the record being built for the running prompt. */
     cJSON *run_outputs, *run_meta, *run_messages;
+    cJSON *run_progress;     /* progress_state's "nodes" */
+    char *run_progress_node; /* the node running now */
     char *held_final;        /* the final "executing" message, sent last */
 };
 

@@ -411,10 +411,87 @@ static char *message_text(const char *type, const char *data_json)
     return vkf_asprintf("{\"type\":\"%s\",\"data\":%s}", type, data_json);
 }
 
+/* Routing rules of ComfyUI (reference §6.3). */
+static void route(vkf_app *app, const char *type, const char *data_json, bool final)
+{
+    const vkf_queue_item *it = app->running;   /* written by this thread only */
+    const char *sid = it ? it->client_id : NULL;
+    bool broadcast_without_client = !strcmp(type, "execution_interrupted") ||
+                                    !strcmp(type, "progress") || !strcmp(type, "progress_state");
+    if (!sid && !broadcast_without_client)
+        return;
+    char *text = message_text(type, data_json);
+    if (!text)
+        return;
+    if (sid && final) {
+        /* "Prompt finished": clients fetch /history on it, so it goes out
+         * after the history record is written. */
+        vkf_free(app->held_final);
+        app->held_final = text;
+        return;
+    }
+    if (app->send)
+        app->send(app->send_priv, sid, text);
+    vkf_free(text);
+}
+
+/*
+ * progress_state (comfy_execution/progress.py): every node that started,
+ * with its state, sent when a node starts, reports progress and finishes.
+ * A node finishes when the next one starts or the prompt succeeds.
+ */
+static void progress_state(vkf_app *app, const char *prompt_id, const char *node,
+                           const char *state, int64_t value, int64_t max)
+{
+    if (!app->run_progress || !prompt_id)
+        return;
+    cJSON *n = cJSON_GetObjectItemCaseSensitive(app->run_progress, node);
+    if (!n) {
+        n = cJSON_CreateObject();
+        if (!n || !cJSON_AddNumberToObject(n, "value", 0) || !cJSON_AddNumberToObject(n, "max", 1) ||
+            !cJSON_AddStringToObject(n, "state", state) ||
+            !cJSON_AddStringToObject(n, "node_id", node) ||
+            !cJSON_AddStringToObject(n, "prompt_id", prompt_id) ||
+            !cJSON_AddStringToObject(n, "display_node_id", node) ||
+            !cJSON_AddNullToObject(n, "parent_node_id") ||
+            !cJSON_AddStringToObject(n, "real_node_id", node) ||
+            !cJSON_AddItemToObject(app->run_progress, node, n)) {
+            cJSON_Delete(n);
+            return;
+        }
+    }
+    cJSON *jmax = cJSON_GetObjectItemCaseSensitive(n, "max");
+    if (!strcmp(state, "finished")) {
+        max = (int64_t)jmax->valuedouble;
+        value = max;
+    }
+    cJSON_SetNumberValue(cJSON_GetObjectItemCaseSensitive(n, "value"), (double)value);
+    cJSON_SetNumberValue(jmax, (double)max);
+    cJSON_SetValuestring(cJSON_GetObjectItemCaseSensitive(n, "state"), state);
+    cJSON *d = cJSON_CreateObject();
+    char *json = NULL;
+    if (d && cJSON_AddStringToObject(d, "prompt_id", prompt_id) &&
+        cJSON_AddItemReferenceToObject(d, "nodes", app->run_progress))
+        json = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (json)
+        route(app, "progress_state", json, false);
+    vkf_free(json);
+}
+
+/* Finishes the node that was running, if any. */
+static void progress_finish_running(vkf_app *app, const char *prompt_id)
+{
+    if (app->run_progress_node) {
+        progress_state(app, prompt_id, app->run_progress_node, "finished", 0, 0);
+        vkf_free(app->run_progress_node);
+        app->run_progress_node = NULL;
+    }
+}
+
 static void on_event(void *priv, const vkf_event *ev)
 {
     vkf_app *app = priv;
-    const vkf_queue_item *it = app->running;   /* written by this thread only */
     if (is_status_message(ev->type))
         record_message(app, ev->type, ev->data_json);
     if (!strcmp(ev->type, "executed") && ev->node_id)
@@ -425,27 +502,19 @@ static void on_event(void *priv, const vkf_event *ev)
         vkf_free(app->running_node);
         app->running_node = node;
         pthread_mutex_unlock(&app->lock);
+        if (ev->node_id)
+            progress_finish_running(app, ev->prompt_id);
     }
-    /* Routing rules of ComfyUI (reference §6.3). */
-    const char *sid = it ? it->client_id : NULL;
-    bool broadcast_without_client =
-        !strcmp(ev->type, "execution_interrupted") || !strcmp(ev->type, "progress") ||
-        !strcmp(ev->type, "progress_state");
-    if (!sid && !broadcast_without_client)
-        return;
-    char *text = message_text(ev->type, ev->data_json);
-    if (!text)
-        return;
-    if (sid && !strcmp(ev->type, "executing") && !ev->node_id) {
-        /* "Prompt finished": clients fetch /history on it, so it goes out
-         * after the history record is written. */
-        vkf_free(app->held_final);
-        app->held_final = text;
-        return;
+    if (!strcmp(ev->type, "execution_success"))
+        progress_finish_running(app, ev->prompt_id);
+    if (!strcmp(ev->type, "progress") && ev->node_id)
+        progress_state(app, ev->prompt_id, ev->node_id, "running", ev->value, ev->max);
+    route(app, ev->type, ev->data_json, !strcmp(ev->type, "executing") && !ev->node_id);
+    if (!strcmp(ev->type, "executing") && ev->node_id) {
+        vkf_free(app->run_progress_node);
+        app->run_progress_node = vkf_strdup(ev->node_id);
+        progress_state(app, ev->prompt_id, ev->node_id, "running", 0, 1);
     }
-    if (app->send)
-        app->send(app->send_priv, sid, text);
-    vkf_free(text);
 }
 
 static void on_print(void *priv, const char *node_id, const char *text)
@@ -505,6 +574,7 @@ static void run_item(vkf_app *app, vkf_queue_item *it)
     app->run_outputs = cJSON_CreateObject();
     app->run_meta = cJSON_CreateObject();
     app->run_messages = cJSON_CreateArray();
+    app->run_progress = cJSON_CreateObject();
     vkf_validation val = {0};
     int err = VKF_ENOMEM;
     if (app->run_outputs && app->run_meta && app->run_messages)
@@ -534,7 +604,10 @@ static void run_item(vkf_app *app, vkf_queue_item *it)
     cJSON_Delete(app->run_outputs);
     cJSON_Delete(app->run_meta);
     cJSON_Delete(app->run_messages);
-    app->run_outputs = app->run_meta = app->run_messages = NULL;
+    cJSON_Delete(app->run_progress);
+    vkf_free(app->run_progress_node);
+    app->run_outputs = app->run_meta = app->run_messages = app->run_progress = NULL;
+    app->run_progress_node = NULL;
 
     pthread_mutex_lock(&app->lock);
     if (record)

@@ -129,8 +129,16 @@ try:
     # The history record exists when "executing null" arrives.
     st, hist = get_json(P, "/history/" + pid)
     types = [m["type"] for m in msgs if m["type"] != "status"]
-    check(types == ["execution_start", "execution_cached", "executing", "executing", "executed",
+    check(types == ["execution_start", "execution_cached", "executing", "progress_state",
+                    "progress_state", "executing", "progress_state", "executed", "progress_state",
                     "execution_success", "executing"], f"event sequence {types}")
+    ps = [m["data"] for m in msgs if m["type"] == "progress_state"]
+    check(ps[0]["prompt_id"] == pid and ps[0]["nodes"]["1"]["state"] == "running"
+          and set(ps[0]["nodes"]) == {"1"}, "progress_state when a node starts")
+    last = ps[-1]["nodes"]
+    check(set(last) == {"1", "2"} and all(n["state"] == "finished" and n["value"] == n["max"]
+                                          and n["real_node_id"] == k for k, n in last.items()),
+          f"progress_state at the end {last}")
     check([m["data"]["node"] for m in msgs if m["type"] == "executing"] == ["1", "2", None],
           "executing per node, then null")
     ex = [m for m in msgs if m["type"] == "executed"][0]["data"]
@@ -249,6 +257,8 @@ try:
     nocid = j["prompt_id"]
     m = bob.until(lambda m: m["type"] == "progress", 10)
     check(m[-1]["data"]["prompt_id"] == nocid, "progress broadcast without client_id")
+    check(any(x["type"] == "progress_state" and x["data"]["nodes"]["1"]["state"] == "running"
+              for x in m), "progress_state broadcast without client_id")
     m = anon.until(lambda m: m["type"] == "progress", 10)
     check(m[-1]["data"]["prompt_id"] == nocid, "progress reaches every socket")
     request(P, "POST", "/interrupt", "")
