@@ -67,6 +67,8 @@ static void usage(FILE *f)
           "  validate FILE [--json]     check a workflow without running it\n"
           "  convert FILE [-o OUT]      UI workflow / PNG / WebP -> API-format JSON\n"
           "  nodes [--json]             list nodes (--json: ComfyUI /object_info)\n"
+          "  inspect FILE [--json]      tensors, dtypes and model family of a weights file\n"
+          "  serve [--port 8188] ...    ComfyUI-compatible HTTP + WebSocket API\n"
           "  devices                    list Vulkan devices\n"
           "  bench ops                  benchmark the GPU op library\n"
           "  --help, --version\n"
@@ -649,6 +651,10 @@ int main(int argc, char **argv)
         return vkf_cli_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench"))
         return vkf_cli_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect"))
+        return vkf_cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve"))
+        return vkf_cli_serve(argc - 1, argv + 1);
 
     /* Configuration is read here only: defaults, then environment, then
      * the command line. */
