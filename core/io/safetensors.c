@@ -186,6 +186,11 @@ int vkf_safetensors_parse(wt_file *f)
         err = wt_fail(f, VKF_EPARSE, "header is not a JSON object");
         goto fail;
     }
+    /* serde_json, which the reference reader uses, accepts only UTF-8. */
+    if (!wt_utf8_valid(hdr, (size_t)hlen)) {
+        err = wt_fail(f, VKF_EPARSE, "header is not valid UTF-8");
+        goto fail;
+    }
     wt_cjson_hooks();
     const char *end = NULL;
     root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, false);
