@@ -1029,6 +1029,8 @@ int vkf_weights_load_tensor(vkf_weights *w, const vkf_weight_info *t, vkf_gpu *g
     if (t->ndim > VKF_TENSOR_MAX_DIMS)
         return wt_fail(f, VKF_EUNSUPPORTED, "tensor '%s': %d dims, GPU tensors have at most %d",
                        t->name, t->ndim, VKF_TENSOR_MAX_DIMS);
+    if (t->numel == 0)
+        return wt_fail(f, VKF_EINVAL, "tensor '%s' is empty: nothing to upload", t->name);
     int64_t one = 1;
     int nd = t->ndim ? t->ndim : 1;
     const int64_t *shape = t->ndim ? t->shape : &one;

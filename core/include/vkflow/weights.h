@@ -125,7 +125,7 @@ int vkf_weights_to_f16(vkf_weights *w, const vkf_weight_info *t, uint16_t *dst);
  * Uploads one tensor into a new vkf_tensor on gpu (scalars become [1]).
  * F32/F16/BF16 upload their raw bytes; F8, I8, U8 and BOOL are upcast on
  * the host to F16 (exact); I16, I32, I64 and F64 to F32.  More than
- * VKF_TENSOR_MAX_DIMS dims gives VKF_EUNSUPPORTED.
+ * VKF_TENSOR_MAX_DIMS dims gives VKF_EUNSUPPORTED, an empty tensor VKF_EINVAL.
  */
 int vkf_weights_load_tensor(vkf_weights *w, const vkf_weight_info *t,
                             vkf_gpu *gpu, vkf_tensor **out);
