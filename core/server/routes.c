@@ -290,27 +290,26 @@ static int post_prompt(vkf_app *app, const vkf_http_request *req, const char *ar
     if (jcid) {
         cJSON_DeleteItemFromObjectCaseSensitive(extra, "client_id");
         if (!vkf_json_add(extra, "client_id", cJSON_Duplicate(jcid, true)))
-            VKF_CHECK_ALLOC(NULL);
+            goto oom;
     }
     for (size_t k = 0; k < VKF_ARRAY_SIZE(sensitive_keys); k++)
         cJSON_DeleteItemFromObjectCaseSensitive(extra, sensitive_keys[k]);
 
     item = cJSON_CreateArray();
     cJSON *outputs = cJSON_CreateArray();
-    VKF_CHECK_ALLOC(item);
-    if (!outputs || !cJSON_AddItemToArray(item, cJSON_CreateNumber(number)) ||
+    if (!item || !outputs || !cJSON_AddItemToArray(item, cJSON_CreateNumber(number)) ||
         !cJSON_AddItemToArray(item, cJSON_CreateString(prompt_id)) ||
         !cJSON_AddItemToArray(item, cJSON_Duplicate(prompt, true)) ||
         !cJSON_AddItemToArray(item, extra)) {
         cJSON_Delete(outputs);
-        VKF_CHECK_ALLOC(NULL);
+        goto oom;
     }
     extra = NULL;
     for (int i = 0; i < val.nb_outputs; i++)
         cJSON_AddItemToArray(outputs, cJSON_CreateString(val.outputs[i]));
     if (!cJSON_AddItemToArray(item, outputs)) {
         cJSON_Delete(outputs);
-        VKF_CHECK_ALLOC(NULL);
+        goto oom;
     }
 
     qi = vkf_calloc(1, sizeof(*qi));
@@ -330,15 +329,16 @@ static int post_prompt(vkf_app *app, const vkf_http_request *req, const char *ar
     VKF_CHECK_ALLOC(reply);
     if (!cJSON_AddStringToObject(reply, "prompt_id", prompt_id) ||
         !cJSON_AddNumberToObject(reply, "number", number) ||
-        !cJSON_AddItemToObject(reply, "node_errors", node_errors)) {
-        VKF_CHECK_ALLOC(NULL);
-    }
+        !cJSON_AddItemToObject(reply, "node_errors", node_errors))
+        goto oom;
     node_errors = NULL;
     VKF_TRY(vkf_queue_put(app, qi));
     qi = NULL;
     err = vkf_http_json(resp, 200, reply);
     reply = NULL;
     goto done;
+oom:
+    err = VKF_ENOMEM;
 fail:
 done:
     vkf_queue_item_free(&qi);
@@ -926,7 +926,8 @@ int vkf_app_upload(vkf_app *app, const vkf_upload *up, vkf_http_response *resp)
     if (!r || !cJSON_AddStringToObject(r, "name", name) ||
         !cJSON_AddStringToObject(r, "subfolder", sub) || !cJSON_AddStringToObject(r, "type", type)) {
         cJSON_Delete(r);
-        VKF_CHECK_ALLOC(NULL);
+        err = VKF_ENOMEM;
+        goto done;
     }
     err = vkf_http_json(resp, 200, r);
     goto done;
