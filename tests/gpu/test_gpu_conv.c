@@ -4,8 +4,9 @@
  * stride 2, padding 0/1/2/3, dilation 2, groups 2 and depthwise, f16/bf16
  * inputs and weights, the 1×1 vec4 path, every compiled register tile
  * with SSBO and texel-buffer loads, with and without subgroup broadcast,
- * causal 3-D padding with 1, 2 and 3 cache frames, and 16 KiB storage
- * chunks so that input, weight and output span several bindings.
+ * causal 3-D padding with 1, 2 and 3 cache frames, views with storage
+ * offsets and strides, and 16 KiB storage chunks so that input, weight and
+ * output span several bindings.
  * Tolerance: |err| <= 1e-5 * K + 1e-5 * |ref| with K = Cin/groups * kernel
  * volume (f32 accumulation of products of inputs in [-1, 1]; inputs are
  * pre-rounded to their storage dtype).
@@ -168,6 +169,63 @@ static const conv_case cases3d[] = {
     {1, 3, 7, 6, 5, 7, 3, 3, 3, {2, 1, 2}, {1, 1, 2}, {1, 1, 2}, 0, false, true, 0},
 };
 
+/* Views with a storage offset (a batch slice of x, an output-channel slice
+ * of w, odd offsets) bind as they are: offsets reach the shader. */
+static void check_offsets(vkf_gpu *gpu)
+{
+    const int64_t n = 3, cin = 5, cout = 7, h = 9, w = 11;
+    float *hx = gt_random(n * cin * h * w), *hw = gt_random((cout + 1) * cin * 9);
+    float *hb = gt_random(cout + 1);
+    vkf_tensor *x = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){n, cin, h, w}, hx);
+    vkf_tensor *wt = gt_tensor(gpu, VKF_DTYPE_F16, 4, (int64_t[]){cout + 1, cin, 3, 3}, hw);
+    vkf_tensor *b = gt_tensor(gpu, VKF_DTYPE_F32, 1, (int64_t[]){cout + 1}, hb);
+    vkf_tensor *xs = NULL, *ws = NULL, *bs = NULL, *o = NULL;
+    CHECK_OK(vkf_tensor_slice(x, 0, 1, 2, &xs));
+    CHECK_OK(vkf_tensor_slice(wt, 0, 1, cout, &ws));
+    CHECK_OK(vkf_tensor_slice(b, 0, 1, cout, &bs));
+    for (int k = 0; k < 2; k++) {
+        vkf_conv2d_params p = {.padding = {k, k}};
+        vkf_tensor *wk = ws;
+        if (k == 0) {
+            /* 1×1: the first tap of each 3×3 filter, as a strided view. */
+            CHECK_OK(vkf_tensor_slice(ws, 2, 0, 1, &wk));
+            vkf_tensor *tmp = wk;
+            CHECK_OK(vkf_tensor_slice(tmp, 3, 0, 1, &wk));
+            vkf_tensor_unref(&tmp);
+        }
+        CHECK_OK(vkf_op_conv2d(gpu, xs, wk, bs, &p, &o));
+        float *wref = malloc((size_t)(cout * cin * 9) * sizeof(float));
+        int kk = k ? 3 : 1;
+        for (int64_t i = 0; i < cout * cin; i++)
+            for (int t = 0; t < kk * kk; t++)
+                wref[i * kk * kk + t] = hw[(cin * 9) + i * 9 + (k ? t : 0)];
+        vkf_conv_geom g = {.n = 2, .cin = cin, .cout = cout, .groups = 1, .t = 1,
+                           .h = h, .w = w, .kt = 1, .kh = kk, .kw = kk, .st = 1,
+                           .sh = 1, .sw = 1, .dt = 1, .dh = 1, .dw = 1, .ph = k, .pw = k};
+        int64_t on = 2 * cout * h * w;
+        float *want = malloc((size_t)on * sizeof(float));
+        vkf_ref_conv(hx + cin * h * w, wref, hb + 1, &g, want);
+        float *got = gt_download(o);
+        gt_compare(k ? "conv2d of offset views 3x3" : "conv2d of offset views 1x1", got,
+                   want, on, 1e-5f, 1e-5f * (float)(cin * kk * kk));
+        free(got);
+        free(want);
+        free(wref);
+        vkf_tensor_unref(&o);
+        if (wk != ws)
+            vkf_tensor_unref(&wk);
+    }
+    vkf_tensor_unref(&xs);
+    vkf_tensor_unref(&ws);
+    vkf_tensor_unref(&bs);
+    vkf_tensor_unref(&x);
+    vkf_tensor_unref(&wt);
+    vkf_tensor_unref(&b);
+    free(hx);
+    free(hw);
+    free(hb);
+}
+
 int main(void)
 {
     static const vkf_conv_tile tiles[] = {
@@ -199,6 +257,7 @@ int main(void)
         check(gpu, false, &cases2d[13], VKF_DTYPE_F32, VKF_DTYPE_F32, &tiles[t]);
         check(gpu, false, &cases2d[3], VKF_DTYPE_F32, VKF_DTYPE_F16, &tiles[t]);
     }
+    check_offsets(gpu);
     int rc = gt_finish(&gpu);
 
     /* 16 KiB chunks: x 2 chunks, weight 2, output 3. */
