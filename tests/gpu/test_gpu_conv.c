@@ -5,8 +5,8 @@
  * inputs and weights, the 1×1 vec4 path, every compiled register tile
  * with SSBO and texel-buffer loads, with and without subgroup broadcast,
  * causal 3-D padding with 1, 2 and 3 cache frames, views with storage
- * offsets and strides, and 16 KiB storage chunks so that input, weight and
- * output span several bindings.
+ * offsets and strides, argument errors, and 16 KiB storage chunks so that
+ * input, weight and output span several bindings.
  * Tolerance: |err| <= 1e-5 * K + 1e-5 * |ref| with K = Cin/groups * kernel
  * volume (f32 accumulation of products of inputs in [-1, 1]; inputs are
  * pre-rounded to their storage dtype).
@@ -226,6 +226,40 @@ static void check_offsets(vkf_gpu *gpu)
     free(hb);
 }
 
+/* Shape errors are VKF_EINVAL at the API boundary, nothing recorded. */
+static void check_errors(vkf_gpu *gpu)
+{
+    float *h = gt_random(2 * 4 * 5 * 5 * 3);
+    vkf_tensor *x = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){2, 4, 5, 5}, h);
+    vkf_tensor *w = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){6, 3, 3, 3}, h);
+    vkf_tensor *w7 = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){4, 4, 7, 7}, h);
+    vkf_tensor *x5 = gt_tensor(gpu, VKF_DTYPE_F32, 5, (int64_t[]){1, 4, 2, 3, 3}, h);
+    vkf_tensor *o = NULL;
+    /* Cin 4 vs weight 3 per group; groups not dividing Cout; kernel larger
+     * than the padded input; negative padding; conv3d given 4-D tensors. */
+    CHECK(vkf_op_conv2d(gpu, x, w, NULL, &(vkf_conv2d_params){0}, &o) == VKF_EINVAL);
+    CHECK(vkf_op_conv2d(gpu, x, w, NULL, &(vkf_conv2d_params){.groups = 4}, &o) ==
+          VKF_EINVAL);
+    CHECK(vkf_op_conv2d(gpu, x, w7, NULL, &(vkf_conv2d_params){0}, &o) == VKF_EINVAL);
+    CHECK(vkf_op_conv2d(gpu, x, w7, NULL, &(vkf_conv2d_params){.padding = {-1, 3}},
+                        &o) == VKF_EINVAL);
+    CHECK(vkf_op_conv3d(gpu, x, w, NULL, NULL, &(vkf_conv3d_params){0}, &o) ==
+          VKF_EINVAL);
+    /* A cache whose spatial size differs from x. */
+    vkf_tensor *w3 = gt_tensor(gpu, VKF_DTYPE_F32, 5, (int64_t[]){2, 4, 3, 3, 3}, h);
+    vkf_tensor *c = gt_tensor(gpu, VKF_DTYPE_F32, 5, (int64_t[]){1, 4, 2, 4, 3}, h);
+    CHECK(vkf_op_conv3d(gpu, x5, w3, NULL, c, &(vkf_conv3d_params){
+              .padding = {1, 1, 1}, .causal = true}, &o) == VKF_EINVAL);
+    CHECK(o == NULL);
+    vkf_tensor_unref(&x);
+    vkf_tensor_unref(&w);
+    vkf_tensor_unref(&w7);
+    vkf_tensor_unref(&x5);
+    vkf_tensor_unref(&w3);
+    vkf_tensor_unref(&c);
+    free(h);
+}
+
 int main(void)
 {
     static const vkf_conv_tile tiles[] = {
@@ -258,6 +292,7 @@ int main(void)
         check(gpu, false, &cases2d[3], VKF_DTYPE_F32, VKF_DTYPE_F16, &tiles[t]);
     }
     check_offsets(gpu);
+    check_errors(gpu);
     int rc = gt_finish(&gpu);
 
     /* 16 KiB chunks: x 2 chunks, weight 2, output 3. */

@@ -3,7 +3,8 @@
  * without align_corners) against the C references: awkward sizes (1, 7, 13,
  * 127), odd kernels, stride 1/2/3, padding 0/1/2, count_include_pad both
  * ways, integer, fractional and explicit-size scales, 4-D and 5-D inputs,
- * f16/bf16 storage, strided views, and 16 KiB storage chunks.
+ * f16/bf16 storage, strided views, argument errors, and 16 KiB storage
+ * chunks.
  * Tolerance: nearest and max pooling must be exact (they select inputs);
  * average pooling and bilinear |err| <= 1e-6 + 1e-5 * |ref|.
  */
@@ -102,6 +103,32 @@ static void check_view(vkf_gpu *gpu)
     vkf_tensor_unref(&x);
 }
 
+/* Argument errors are VKF_EINVAL at the API boundary. */
+static void check_errors(vkf_gpu *gpu)
+{
+    float *h = gt_random(2 * 3 * 4 * 4);
+    vkf_tensor *x = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){2, 3, 4, 4}, h);
+    vkf_tensor *x2 = gt_tensor(gpu, VKF_DTYPE_F32, 2, (int64_t[]){4, 4}, h), *o = NULL;
+    /* No kernel; padding over half the kernel; kernel over the padded
+     * input; pooling a 2-D tensor; upsample with neither size nor scale,
+     * or an unknown mode. */
+    CHECK(vkf_op_avg_pool2d(gpu, x, &(vkf_pool2d_params){0}, &o) == VKF_EINVAL);
+    CHECK(vkf_op_max_pool2d(gpu, x, &(vkf_pool2d_params){.kernel = {3, 3},
+                            .padding = {2, 0}}, &o) == VKF_EINVAL);
+    CHECK(vkf_op_max_pool2d(gpu, x, &(vkf_pool2d_params){.kernel = {7, 1}}, &o) ==
+          VKF_EINVAL);
+    CHECK(vkf_op_avg_pool2d(gpu, x2, &(vkf_pool2d_params){.kernel = {2, 2}}, &o) ==
+          VKF_EINVAL);
+    CHECK(vkf_op_upsample(gpu, x, &(vkf_upsample_params){.size = {8, 0}}, &o) ==
+          VKF_EINVAL);
+    CHECK(vkf_op_upsample(gpu, x, &(vkf_upsample_params){
+              .mode = (vkf_upsample_mode)7, .scale = {2, 2}}, &o) == VKF_EINVAL);
+    CHECK(o == NULL);
+    vkf_tensor_unref(&x);
+    vkf_tensor_unref(&x2);
+    free(h);
+}
+
 int main(void)
 {
     gt_seed(5);
@@ -159,6 +186,7 @@ int main(void)
     check_upsample(gpu, 5, s5, ups[12], VKF_DTYPE_BF16);
     check_upsample(gpu, 3, (int64_t[]){4, 6, 5}, ups[0], VKF_DTYPE_F32);
     check_view(gpu);
+    check_errors(gpu);
     int rc = gt_finish(&gpu);
 
     /* 16 KiB chunks: inputs of 2-3 chunks, outputs of 1-3. */
