@@ -195,6 +195,25 @@ void main()
         }
     }
 
+    if (TRANS_B == 0u && p.N % 4u == 0u) {
+        /* Columns come in aligned groups of 4: one vec4 store each (a
+         * store, like a load, loops over the lanes on lavapipe). */
+        [[unroll]] for (uint v = 0; v < NV; v++) {
+            uint n = cols[v * 4u];
+            if (n >= p.N)
+                continue;
+            vec4 bj = vec4(0.0);
+            if (HAS_BIAS == 1u)
+                bj = vec4(bias_ld(p.off_bias + n), bias_ld(p.off_bias + n + 1u),
+                          bias_ld(p.off_bias + n + 2u), bias_ld(p.off_bias + n + 3u));
+            [[unroll]] for (uint r = 0; r < TM; r++)
+                if (row0 + r < p.M)
+                    c_st4(cbase + (row0 + r) * p.N + n,
+                          vec4(acc[r * TN + v * 4u], acc[r * TN + v * 4u + 1u],
+                               acc[r * TN + v * 4u + 2u], acc[r * TN + v * 4u + 3u]) + bj);
+        }
+        return;
+    }
     [[unroll]] for (uint j = 0; j < TN; j++) {
         uint n = cols[j];
         if (n >= p.N)

@@ -115,6 +115,26 @@ void main()
         }
     }
 
+    if (TN % 4u == 0u && p.N % 4u == 0u) {
+        /* Aligned groups of 4 columns: one vec4 store each. */
+        [[unroll]] for (uint r = 0; r < TM; r++) {
+            uint m = rowl + r;
+            if (m >= p.M)
+                continue;
+            [[unroll]] for (uint j = 0; j < TN; j += 4u) {
+                uint n = col0 + j;
+                if (n >= p.N)
+                    continue;
+                vec4 v = vec4(acc[r * TN + j], acc[r * TN + j + 1u], acc[r * TN + j + 2u],
+                              acc[r * TN + j + 3u]);
+                if (HAS_BIAS == 1u)
+                    v += vec4(bias_ld(p.off_bias + n), bias_ld(p.off_bias + n + 1u),
+                              bias_ld(p.off_bias + n + 2u), bias_ld(p.off_bias + n + 3u));
+                c_st4(cbase + m * p.N + n, v);
+            }
+        }
+        return;
+    }
     [[unroll]] for (uint r = 0; r < TM; r++) {
         uint m = rowl + r;
         if (m >= p.M)
