@@ -77,6 +77,7 @@ static void check(vkf_gpu *gpu, bool is3d, const conv_case *c, vkf_dtype xdt,
     }
 
     if (tile) {
+        CHECK(used == 0);          /* the tiled entry takes x as is */
         CHECK_OK(vkf_op_conv_tiled(gpu, x, w, b, &g, tile, &o));
     } else if (is3d) {
         vkf_conv3d_params p = {
@@ -291,6 +292,9 @@ int main(void)
         check(gpu, false, &cases2d[13], VKF_DTYPE_F32, VKF_DTYPE_F32, &tiles[t]);
         check(gpu, false, &cases2d[3], VKF_DTYPE_F32, VKF_DTYPE_F16, &tiles[t]);
     }
+    /* bf16 weights through SSBO loads (the texel path widens them). */
+    check(gpu, false, &cases2d[1], VKF_DTYPE_F32, VKF_DTYPE_BF16, &tiles[1]);
+    check(gpu, true, &cases3d[0], VKF_DTYPE_BF16, VKF_DTYPE_BF16, &tiles[3]);
     check_offsets(gpu);
     check_errors(gpu);
     int rc = gt_finish(&gpu);
