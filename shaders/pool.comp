@@ -33,10 +33,9 @@ layout(binding = 8) uniform samplerBuffer x_tex;
 #define X_LD(i) x_ld(i)
 #endif
 
-float value(uint i)
+/* Output (plane, oy, ox); the caller splits the flat index once. */
+float value(uint plane, uint oy, uint ox)
 {
-    uint ox = i % p.wo, rest = i / p.wo;
-    uint oy = rest % p.ho, plane = rest / p.ho;
     int y0 = int(oy) * p.sh - p.ph, x0 = int(ox) * p.sw - p.pw;
     uint base = p.off_x + plane * p.h * p.w;
     float acc = MAX == 1u ? uintBitsToFloat(0xff800000u) : 0.0;
@@ -65,14 +64,27 @@ float value(uint i)
 void main()
 {
     /* Four consecutive outputs per invocation: a quarter of the (per-lane
-     * looped) stores when they are one vec4. */
+     * looped) stores when they are one vec4, and one index split (vector
+     * integer division is scalarised on CPUs) for the four. */
     uint i = flat_index(64) * 4u;
     if (i >= p.n)
         return;
+    uint ox = i % p.wo, rest = i / p.wo;
+    uint oy = rest % p.ho, plane = rest / p.ho;
     if (VEC4 == 1u) {
-        o_st4(i, vec4(value(i), value(i + 1u), value(i + 2u), value(i + 3u)));
+        /* wo % 4 == 0: the four share a row. */
+        o_st4(i, vec4(value(plane, oy, ox), value(plane, oy, ox + 1u),
+                      value(plane, oy, ox + 2u), value(plane, oy, ox + 3u)));
     } else {
-        for (uint e = i; e < min(i + 4u, p.n); e++)
-            o_st(e, value(e));
+        for (uint e = i; e < min(i + 4u, p.n); e++) {
+            o_st(e, value(plane, oy, ox));
+            if (++ox == p.wo) {
+                ox = 0u;
+                if (++oy == p.ho) {
+                    oy = 0u;
+                    plane++;
+                }
+            }
+        }
     }
 }
