@@ -800,7 +800,7 @@ int vkf_pickle_parse(wt_file *f)
         goto fail;
     }
     const pobj *sd = root;
-    for (size_t i = 0; i < VKF_ARRAY_SIZE(wrappers) && !has_tensor(sd); i++) {
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(wrappers) && sd == root; i++) {
         const pobj *inner = dict_get(root, wrappers[i]);
         if (inner && inner->type == P_DICT && has_tensor(inner))
             sd = inner;

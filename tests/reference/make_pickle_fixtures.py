@@ -17,7 +17,8 @@ Checked against real torch: run with `--check` where torch is importable
 (Debian python3-torch 1.13 was used): every fixture is loaded back with
 torch.load(weights_only=True) and compared with the values below, and a
 real torch.save of the same f32 state dict is written next to the fixtures
-as torch_f32.pt so the C test also reads a file torch itself produced.
+as torch_f32.pt, and torch_module.ckpt (a wrapped nn.Module state_dict), so
+the C test also reads files torch itself produced.
 
 Usage: python3 tests/reference/make_pickle_fixtures.py [--check]  (from the
 repository root).
@@ -356,6 +357,12 @@ def torch_check():
         sd["half"] = t.tensor([[1.0, -2.0], [0.5, 65504.0]], dtype=t.float16)
         sd["t_view"] = sd["layer.weight"].t()
         t.save(sd, os.path.join(DATA, "torch_f32.pt"))
+        # A module's state_dict: OrderedDict with a `_metadata` attribute
+        # (BUILD), an int64 scalar (num_batches_tracked), a Parameter.
+        t.manual_seed(0)
+        m = t.nn.Sequential(t.nn.Conv2d(3, 4, 3), t.nn.BatchNorm2d(4), t.nn.Linear(4, 2))
+        t.save({"state_dict": m.state_dict(), "epoch": 3, "p": t.nn.Parameter(t.ones(2))},
+               os.path.join(DATA, "torch_module.ckpt"))
         print("wrote torch_f32.pt with", t.__version__)
 
 
