@@ -6,6 +6,7 @@ layout(local_size_x = 256) in;
 layout(constant_id = 9) const uint OP = 0;        /* vkf_binary_op */
 layout(constant_id = 10) const uint SAME = 0;     /* 1: a, b contiguous, out's shape */
 layout(constant_id = 11) const uint VEC4 = 0;     /* with SAME: 4-aligned, 4 per lane */
+layout(constant_id = 12) const uint NDIM = 5;     /* dims of size > 1, right-aligned */
 
 /* Mirrors struct binary_push in core/gpu/ops/binary.c. */
 layout(push_constant) uniform Push {
@@ -53,7 +54,7 @@ void main()
         ia = p.off_a;
         ib = p.off_b;
         uint r = i;
-        for (int d = 4; d >= 0; d--) {
+        for (int d = 4; d >= 5 - int(NDIM); d--) {
             uint x = r % p.shape[d];
             r /= p.shape[d];
             ia += x * p.sa[d];

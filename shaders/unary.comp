@@ -16,6 +16,9 @@ layout(constant_id = 10) const uint CONTIG = 0;
  * with vec4 accesses (on lavapipe each access loops over the lanes, so
  * fewer, wider accesses are what counts). */
 layout(constant_id = 11) const uint VEC4 = 0;
+/* Dims that matter (size > 1), right-aligned by the host: the index
+ * decomposition divides only by those. */
+layout(constant_id = 12) const uint NDIM = 5;
 
 /* Mirrors struct unary_push in core/gpu/ops/unary.c. */
 layout(push_constant) uniform Push {
@@ -76,7 +79,7 @@ void main()
         uint r = i;
         is = p.off_s;
         id = p.off_d;
-        for (int d = 4; d >= 0; d--) {
+        for (int d = 4; d >= 5 - int(NDIM); d--) {
             uint c = r % p.shape[d];
             r /= p.shape[d];
             is += c * p.ss[d];

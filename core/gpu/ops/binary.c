@@ -16,6 +16,26 @@ const vkf_shader_layout vkf_binary_layouts[] = {
     {0},
 };
 
+/* Drops size-1 dims of the output (their index is always 0) and
+ * right-aligns the rest; returns how many remain (at least 1). */
+static uint32_t squeeze(uint32_t shape[5], uint32_t s1[5], uint32_t s2[5])
+{
+    int k = 5;
+    for (int d = 4; d >= 0; d--) {
+        if (shape[d] == 1)
+            continue;
+        k--;
+        shape[k] = shape[d];
+        s1[k] = s1[d];
+        s2[k] = s2[d];
+    }
+    for (int d = 0; d < k; d++) {
+        shape[d] = 1;
+        s1[d] = s2[d] = 0;
+    }
+    return k == 5 ? 1 : (uint32_t)(5 - k);
+}
+
 int vkf_op_binary(vkf_gpu *gpu, vkf_binary_op op, vkf_tensor *a,
                   vkf_tensor *b, vkf_tensor **out)
 {
@@ -46,9 +66,10 @@ int vkf_op_binary(vkf_gpu *gpu, vkf_binary_op op, vkf_tensor *a,
                 vkf_tensor_numel(a) == pc.n && vkf_tensor_numel(b) == pc.n;
     vkf_tensor *slots[3] = {o, a, b};
     bool vec4 = same && pc.off_a % 4 == 0 && pc.off_b % 4 == 0;
-    uint32_t extra[3] = {(uint32_t)op, same, vec4};
+    uint32_t dims = squeeze(pc.shape, pc.sa, pc.sb);
+    uint32_t extra[4] = {(uint32_t)op, same, vec4, dims};
     vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_binary, slots, 3, extra, 3,
+    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_binary, slots, 3, extra, 4,
                             sizeof(pc), &pipe));
     static const char *names[] = {"add", "sub", "mul", "div"};
     VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){

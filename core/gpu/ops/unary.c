@@ -32,6 +32,26 @@ static const char *op_name(uint32_t op)
     return op == VKF_OP_FILL ? "fill" : "copy";
 }
 
+/* Drops size-1 dims (their index is always 0) and right-aligns the rest;
+ * returns how many remain (at least 1). */
+static uint32_t squeeze(uint32_t shape[5], uint32_t s1[5], uint32_t s2[5])
+{
+    int k = 5;
+    for (int d = 4; d >= 0; d--) {
+        if (shape[d] == 1)
+            continue;
+        k--;
+        shape[k] = shape[d];
+        s1[k] = s1[d];
+        s2[k] = s2[d];
+    }
+    for (int d = 0; d < k; d++) {
+        shape[d] = 1;
+        s1[d] = s2[d] = 0;
+    }
+    return k == 5 ? 1 : (uint32_t)(5 - k);
+}
+
 int vkf_op_strided(vkf_gpu *gpu, uint32_t op, vkf_tensor *src, vkf_tensor *dst,
                    float a, float b)
 {
@@ -55,9 +75,10 @@ int vkf_op_strided(vkf_gpu *gpu, uint32_t op, vkf_tensor *src, vkf_tensor *dst,
     vkf_tensor *slots[2] = {dst, src};
     bool contig = vkf_tensor_is_contiguous(src) && vkf_tensor_is_contiguous(dst);
     bool vec4 = contig && pc.off_s % 4 == 0 && pc.off_d % 4 == 0;
-    uint32_t extra[3] = {op, contig, vec4};
+    uint32_t ndim = squeeze(pc.shape, pc.ss, pc.ds);
+    uint32_t extra[4] = {op, contig, vec4, ndim};
     vkf_pipeline *pipe;
-    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_unary, slots, 2, extra, 3,
+    VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_unary, slots, 2, extra, 4,
                             sizeof(pc), &pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &(vkf_dispatch){
         .op = op_name(op), .pipe = pipe, .writes = {dst}, .nwrites = 1,
