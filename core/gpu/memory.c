@@ -22,6 +22,7 @@ struct vkf_mem_block {
     VkDeviceMemory mem;
     VkDeviceSize size;
     vkf_mem_kind kind;
+    uint32_t type;                 /* memory type index */
     bool dedicated;
     void *mapped;
     free_range *free;
@@ -103,6 +104,7 @@ static int block_new(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
     }
     b->size = size;
     b->kind = kind;
+    b->type = type;
     b->dedicated = dedicated;
     gpu->mem_reserved += size;
     gpu->mem_allocations++;
@@ -125,20 +127,20 @@ fail:
 static bool block_take(vkf_mem_block *b, VkDeviceSize size, VkDeviceSize align,
                        VkDeviceSize *off)
 {
+    /* Room for a split up front, so a failure leaves the list untouched. */
+    if (vkf_grow(&b->free, &b->free_cap, b->nfree + 1, sizeof(free_range)) < 0)
+        return false;
     for (int i = 0; i < b->nfree; i++) {
         free_range *f = &b->free[i];
         VkDeviceSize start = (f->off + align - 1) / align * align;
-        if (start + size > f->off + f->size)
-            continue;
         VkDeviceSize end = f->off + f->size;
-        /* Alignment padding at the front stays free as its own range. */
+        if (start + size > end)
+            continue;
         if (start > f->off) {
+            /* Alignment padding at the front stays free as its own range,
+             * the tail (if any) becomes a new one after it. */
             f->size = start - f->off;
             if (start + size < end) {
-                if (vkf_grow(&b->free, &b->free_cap, b->nfree + 1,
-                             sizeof(free_range)) < 0)
-                    return false;
-                f = &b->free[i];
                 memmove(&b->free[i + 2], &b->free[i + 1],
                         (size_t)(b->nfree - i - 1) * sizeof(free_range));
                 b->free[i + 1] = (free_range){start + size, end - start - size};
@@ -189,6 +191,8 @@ static int block_give(vkf_mem_block *b, VkDeviceSize off, VkDeviceSize size)
     return 0;
 }
 
+static void buffer_release(vkf_gpu *gpu, vkf_buffer *b);
+
 int vkf_buffer_create(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
                       vkf_buffer **out)
 {
@@ -224,10 +228,15 @@ int vkf_buffer_create(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
     VkDeviceSize off = 0;
     if (req.size > block_size / 2) {
         VKF_TRY(block_new(gpu, kind, req.size, type, mappable, true, &blk));
-        block_take(blk, req.size, 1, &off);
+        if (!block_take(blk, req.size, 1, &off)) {
+            gpu->blocks = blk->next;       /* block_new put it first */
+            block_free(gpu, blk);
+            err = VKF_ENOMEM;
+            goto fail;
+        }
     } else {
         for (vkf_mem_block *c = gpu->blocks; c && !blk; c = c->next)
-            if (!c->dedicated && c->kind == kind &&
+            if (!c->dedicated && c->kind == kind && c->type == type &&
                 block_take(c, req.size, req.alignment, &off))
                 blk = c;
         if (!blk) {
@@ -243,13 +252,13 @@ int vkf_buffer_create(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
     b->size = req.size;
     if (blk->mapped)
         b->mapped = (char *)blk->mapped + off;
+    gpu->mem_current += b->size;
     VkResult r = vkBindBufferMemory(gpu->dev, b->buf, blk->mem, off);
     if (r != VK_SUCCESS) {
-        vkf_buffer_destroy(gpu, &b);
-        vkf_mem_free_deferred(gpu);
-        return vkf_gpu_vk_error(gpu, r, "vkBindBufferMemory");
+        err = vkf_gpu_vk_error(gpu, r, "vkBindBufferMemory");
+        buffer_release(gpu, b);    /* never used by the GPU: no deferral */
+        return err;
     }
-    gpu->mem_current += b->size;
     if (gpu->mem_current > gpu->mem_peak)
         gpu->mem_peak = gpu->mem_current;
     *out = b;
