@@ -226,7 +226,8 @@ int vkf_buffer_create(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
 
     vkf_mem_block *blk = NULL;
     VkDeviceSize off = 0;
-    if (req.size > block_size / 2) {
+    /* Staging buffers are few and long-lived: exact-size allocations. */
+    if (req.size > block_size / 2 || kind == VKF_MEM_STAGING) {
         VKF_TRY(block_new(gpu, kind, req.size, type, mappable, true, &blk));
         if (!block_take(blk, req.size, 1, &off)) {
             gpu->blocks = blk->next;       /* block_new put it first */
