@@ -1,6 +1,8 @@
 /*
- * The command batch: ops record dispatches into one command buffer, which
- * is submitted when full, when the host needs results, or on flush.
+ * The command batches: ops record dispatches into the current command
+ * buffer; a full one is submitted without waiting and recording goes on in
+ * the other (the CPU records while the device runs); flush, or the host
+ * needing results, submits and waits for both.
  *
  * Barriers come from tracked buffer state.  Every barrier (and submit)
  * starts a new epoch; a buffer remembers the epoch of its last read and
@@ -15,26 +17,24 @@
 
 static void full_barrier(vkf_gpu *gpu);
 
-static int batch_objects(vkf_gpu *gpu)
+static vkf_batch *cur(vkf_gpu *gpu)
+{
+    return &gpu->batches[gpu->cur];
+}
+
+static int batch_objects(vkf_gpu *gpu, vkf_batch *b)
 {
     int err = 0;
-    VkCommandPoolCreateInfo cpci = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
-        .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
-        .queueFamilyIndex = gpu->queue_family,
-    };
-    VKF_VK(gpu, vkCreateCommandPool(gpu->dev, &cpci, NULL, &gpu->cmd_pool),
-           "vkCreateCommandPool");
     VkCommandBufferAllocateInfo cbai = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
         .commandPool = gpu->cmd_pool,
         .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
         .commandBufferCount = 1,
     };
-    VKF_VK(gpu, vkAllocateCommandBuffers(gpu->dev, &cbai, &gpu->cmd),
+    VKF_VK(gpu, vkAllocateCommandBuffers(gpu->dev, &cbai, &b->cmd),
            "vkAllocateCommandBuffers");
     VkFenceCreateInfo fci = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    VKF_VK(gpu, vkCreateFence(gpu->dev, &fci, NULL, &gpu->fence), "vkCreateFence");
+    VKF_VK(gpu, vkCreateFence(gpu->dev, &fci, NULL, &b->fence), "vkCreateFence");
     VkDescriptorPoolSize ps[2] = {
         {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
          VKF_BATCH_DISPATCHES * VKF_MAX_SLOTS * VKF_MAX_CHUNKS},
@@ -46,7 +46,7 @@ static int batch_objects(vkf_gpu *gpu)
         .poolSizeCount = 2,
         .pPoolSizes = ps,
     };
-    VKF_VK(gpu, vkCreateDescriptorPool(gpu->dev, &dpci, NULL, &gpu->desc_pool),
+    VKF_VK(gpu, vkCreateDescriptorPool(gpu->dev, &dpci, NULL, &b->desc_pool),
            "vkCreateDescriptorPool");
     if (gpu->params.profile && gpu->info.timestamps) {
         VkQueryPoolCreateInfo qci = {
@@ -54,38 +54,52 @@ static int batch_objects(vkf_gpu *gpu)
             .queryType = VK_QUERY_TYPE_TIMESTAMP,
             .queryCount = VKF_BATCH_DISPATCHES + 1,
         };
-        VKF_VK(gpu, vkCreateQueryPool(gpu->dev, &qci, NULL, &gpu->query_pool),
+        VKF_VK(gpu, vkCreateQueryPool(gpu->dev, &qci, NULL, &b->query_pool),
                "vkCreateQueryPool");
     }
 fail:
     return err;
 }
 
-int vkf_gpu_cmd_begin(vkf_gpu *gpu)
+static int begin_batch(vkf_gpu *gpu)
 {
     int err = 0;
-    if (!gpu->cmd_pool)
-        VKF_TRY(batch_objects(gpu));
+    if (!gpu->cmd_pool) {
+        VkCommandPoolCreateInfo cpci = {
+            .sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+            .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+            .queueFamilyIndex = gpu->queue_family,
+        };
+        VKF_VK(gpu, vkCreateCommandPool(gpu->dev, &cpci, NULL, &gpu->cmd_pool),
+               "vkCreateCommandPool");
+        for (int i = 0; i < 2; i++)
+            VKF_TRY(batch_objects(gpu, &gpu->batches[i]));
+    }
+    vkf_batch *b = cur(gpu);
     VkCommandBufferBeginInfo bi = {
         .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
         .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
     };
-    VKF_VK(gpu, vkBeginCommandBuffer(gpu->cmd, &bi), "vkBeginCommandBuffer");
-    if (gpu->query_pool) {
-        vkCmdResetQueryPool(gpu->cmd, gpu->query_pool, 0, VKF_BATCH_DISPATCHES + 1);
-        vkCmdWriteTimestamp(gpu->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT,
-                            gpu->query_pool, 0);
+    VKF_VK(gpu, vkBeginCommandBuffer(b->cmd, &bi), "vkBeginCommandBuffer");
+    if (b->query_pool) {
+        vkCmdResetQueryPool(b->cmd, b->query_pool, 0, VKF_BATCH_DISPATCHES + 1);
+        vkCmdWriteTimestamp(b->cmd, VK_PIPELINE_STAGE_TOP_OF_PIPE_BIT, b->query_pool, 0);
     }
     gpu->recording = true;
-    gpu->ndispatch = 0;
+    b->ndispatch = 0;
     gpu->epoch++;
-    /* Work of the previous submission is complete (we waited on its
-     * fence), but a fence orders nothing for later device accesses: make
-     * its writes visible to this batch. */
+    /* Earlier submissions may still run, and even a waited-for fence
+     * orders nothing for later device accesses: make their writes visible
+     * to this batch. */
     if (gpu->stats.dispatches)
         full_barrier(gpu);
 fail:
     return err;
+}
+
+int vkf_gpu_cmd_begin(vkf_gpu *gpu)
+{
+    return begin_batch(gpu);
 }
 
 static void add_profile(vkf_gpu *gpu, const char *op, double ms)
@@ -102,11 +116,11 @@ static void add_profile(vkf_gpu *gpu, const char *op, double ms)
     gpu->prof[gpu->nprof++] = (vkf_prof_entry){op, ms, 1};
 }
 
-static void collect_timestamps(vkf_gpu *gpu)
+static void collect_timestamps(vkf_gpu *gpu, vkf_batch *b)
 {
     uint64_t ts[VKF_BATCH_DISPATCHES + 1];
-    uint32_t n = (uint32_t)gpu->ndispatch + 1;
-    if (vkGetQueryPoolResults(gpu->dev, gpu->query_pool, 0, n, sizeof(ts), ts,
+    uint32_t n = (uint32_t)b->ndispatch + 1;
+    if (vkGetQueryPoolResults(gpu->dev, b->query_pool, 0, n, sizeof(ts), ts,
                               sizeof(uint64_t),
                               VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) !=
         VK_SUCCESS)
@@ -114,9 +128,48 @@ static void collect_timestamps(vkf_gpu *gpu)
     /* Each dispatch's timestamp is taken when it (and all before it)
      * completed, so the difference to the previous one is its share. */
     double period = gpu->info.timestamp_period_ns * 1e-6;
-    for (int i = 0; i < gpu->ndispatch; i++)
-        add_profile(gpu, gpu->batch_ops[i],
-                    (double)(ts[i + 1] - ts[i]) * period);
+    for (int i = 0; i < b->ndispatch; i++)
+        add_profile(gpu, b->ops[i], (double)(ts[i + 1] - ts[i]) * period);
+}
+
+static int submit(vkf_gpu *gpu)
+{
+    int err = 0;
+    vkf_batch *b = cur(gpu);
+    VKF_VK(gpu, vkEndCommandBuffer(b->cmd), "vkEndCommandBuffer");
+    gpu->recording = false;
+    VkSubmitInfo si = {
+        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+        .commandBufferCount = 1,
+        .pCommandBuffers = &b->cmd,
+    };
+    VKF_VK(gpu, vkQueueSubmit(gpu->queue, 1, &si, b->fence), "vkQueueSubmit");
+    b->pending = true;
+    gpu->stats.submits++;
+fail:
+    return err;
+}
+
+/* Waits for a submitted batch, then recycles it. */
+static int retire(vkf_gpu *gpu, vkf_batch *b)
+{
+    int err = 0;
+    if (!b->pending)
+        return 0;
+    VKF_VK(gpu, vkWaitForFences(gpu->dev, 1, &b->fence, VK_TRUE, UINT64_MAX),
+           "waiting for GPU work");
+    VKF_VK(gpu, vkResetFences(gpu->dev, 1, &b->fence), "vkResetFences");
+    b->pending = false;
+    if (b->query_pool && b->ndispatch)
+        collect_timestamps(gpu, b);
+    b->ndispatch = 0;
+    vkResetDescriptorPool(gpu->dev, b->desc_pool, 0);
+    vkResetCommandBuffer(b->cmd, 0);
+    for (int i = 0; i < b->ndeferred; i++)
+        vkf_buffer_release_now(gpu, b->deferred[i]);
+    b->ndeferred = 0;
+fail:
+    return err;
 }
 
 int vkf_gpu_flush(vkf_gpu *gpu)
@@ -125,27 +178,67 @@ int vkf_gpu_flush(vkf_gpu *gpu)
     if (gpu->lost)
         return VKF_EDEVICE_LOST;
     if (!gpu->recording)
-        VKF_TRY(vkf_gpu_cmd_begin(gpu));
-    VKF_VK(gpu, vkEndCommandBuffer(gpu->cmd), "vkEndCommandBuffer");
-    gpu->recording = false;
-    VkSubmitInfo si = {
-        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-        .commandBufferCount = 1,
-        .pCommandBuffers = &gpu->cmd,
-    };
-    VKF_VK(gpu, vkQueueSubmit(gpu->queue, 1, &si, gpu->fence), "vkQueueSubmit");
-    gpu->stats.submits++;
-    VKF_VK(gpu, vkWaitForFences(gpu->dev, 1, &gpu->fence, VK_TRUE, UINT64_MAX),
-           "waiting for GPU work");
-    VKF_VK(gpu, vkResetFences(gpu->dev, 1, &gpu->fence), "vkResetFences");
-    if (gpu->query_pool && gpu->ndispatch)
-        collect_timestamps(gpu);
-    vkResetDescriptorPool(gpu->dev, gpu->desc_pool, 0);
-    vkResetCommandBuffer(gpu->cmd, 0);
-    vkf_mem_free_deferred(gpu);
-    VKF_TRY(vkf_gpu_cmd_begin(gpu));
+        VKF_TRY(begin_batch(gpu));
+    VKF_TRY(submit(gpu));
+    /* The other batch was submitted first: retire it first. */
+    VKF_TRY(retire(gpu, &gpu->batches[1 - gpu->cur]));
+    VKF_TRY(retire(gpu, cur(gpu)));
+    VKF_TRY(begin_batch(gpu));
 fail:
     return err;
+}
+
+/* The current batch is full: submit it and go on recording in the other
+ * one once that has finished. */
+static int rotate(vkf_gpu *gpu)
+{
+    int err = 0;
+    VKF_TRY(submit(gpu));
+    gpu->cur = 1 - gpu->cur;
+    VKF_TRY(retire(gpu, cur(gpu)));
+    VKF_TRY(begin_batch(gpu));
+fail:
+    return err;
+}
+
+bool vkf_gpu_busy(const vkf_gpu *gpu)
+{
+    const vkf_batch *b = &gpu->batches[gpu->cur];
+    return (gpu->recording && b->ndispatch > 0) || gpu->batches[0].pending ||
+           gpu->batches[1].pending;
+}
+
+int vkf_gpu_defer_release(vkf_gpu *gpu, vkf_buffer *buf)
+{
+    vkf_batch *b = cur(gpu);
+    int err = vkf_grow(&b->deferred, &b->deferred_cap, b->ndeferred + 1,
+                       sizeof(*b->deferred));
+    if (err == 0)
+        b->deferred[b->ndeferred++] = buf;
+    return err;
+}
+
+void vkf_gpu_batches_destroy(vkf_gpu *gpu)
+{
+    if (gpu->recording && cur(gpu)->ndispatch && !gpu->lost)
+        vkf_gpu_flush(gpu);
+    vkDeviceWaitIdle(gpu->dev);
+    for (int i = 0; i < 2; i++) {
+        vkf_batch *b = &gpu->batches[i];
+        for (int k = 0; k < b->ndeferred; k++)
+            vkf_buffer_release_now(gpu, b->deferred[k]);
+        vkf_free(b->deferred);
+        if (b->query_pool)
+            vkDestroyQueryPool(gpu->dev, b->query_pool, NULL);
+        if (b->desc_pool)
+            vkDestroyDescriptorPool(gpu->dev, b->desc_pool, NULL);
+        if (b->fence)
+            vkDestroyFence(gpu->dev, b->fence, NULL);
+        *b = (vkf_batch){0};
+    }
+    if (gpu->cmd_pool)
+        vkDestroyCommandPool(gpu->dev, gpu->cmd_pool, NULL);
+    gpu->cmd_pool = VK_NULL_HANDLE;
 }
 
 static void full_barrier(vkf_gpu *gpu)
@@ -156,7 +249,7 @@ static void full_barrier(vkf_gpu *gpu)
         .dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
                          VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
     };
-    vkCmdPipelineBarrier(gpu->cmd,
+    vkCmdPipelineBarrier(cur(gpu)->cmd,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
                              VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT |
@@ -174,7 +267,7 @@ int vkf_gpu_one_shot_copy(vkf_gpu *gpu, VkBuffer src, VkDeviceSize src_off,
         VKF_TRY(vkf_gpu_cmd_begin(gpu));
     full_barrier(gpu);
     VkBufferCopy bc = {src_off, dst_off, size};
-    vkCmdCopyBuffer(gpu->cmd, src, dst, 1, &bc);
+    vkCmdCopyBuffer(cur(gpu)->cmd, src, dst, 1, &bc);
     full_barrier(gpu);
     VKF_TRY(vkf_gpu_flush(gpu));
 fail:
@@ -215,9 +308,10 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
     if (gpu->lost)
         return VKF_EDEVICE_LOST;
     if (!gpu->recording)
-        VKF_TRY(vkf_gpu_cmd_begin(gpu));
-    if (gpu->ndispatch >= VKF_BATCH_DISPATCHES)
-        VKF_TRY(vkf_gpu_flush(gpu));
+        VKF_TRY(begin_batch(gpu));
+    if (cur(gpu)->ndispatch >= VKF_BATCH_DISPATCHES)
+        VKF_TRY(rotate(gpu));
+    vkf_batch *batch = cur(gpu);
 
     bool need = false;
     for (int i = 0; i < d->nreads && !need; i++)
@@ -232,7 +326,7 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
     VkDescriptorSet set;
     VkDescriptorSetAllocateInfo dsai = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-        .descriptorPool = gpu->desc_pool,
+        .descriptorPool = batch->desc_pool,
         .descriptorSetCount = 1,
         .pSetLayouts = &d->pipe->dsl,
     };
@@ -292,11 +386,11 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
         }
     }
 
-    vkCmdBindPipeline(gpu->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe->pipe);
-    vkCmdBindDescriptorSets(gpu->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
+    vkCmdBindPipeline(batch->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, d->pipe->pipe);
+    vkCmdBindDescriptorSets(batch->cmd, VK_PIPELINE_BIND_POINT_COMPUTE,
                             d->pipe->layout, 0, 1, &set, 0, NULL);
     if (d->pipe->push_size)
-        vkCmdPushConstants(gpu->cmd, d->pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT,
+        vkCmdPushConstants(batch->cmd, d->pipe->layout, VK_SHADER_STAGE_COMPUTE_BIT,
                            0, d->pipe->push_size, d->push);
     uint32_t gx = d->groups[0], gy = d->groups[1] ? d->groups[1] : 1;
     uint32_t gz = d->groups[2] ? d->groups[2] : 1;
@@ -306,11 +400,11 @@ int vkf_gpu_dispatch(vkf_gpu *gpu, const vkf_dispatch *d)
         gy = (gx + 65535 - 1) / 65535;
         gx = (gx + gy - 1) / gy;
     }
-    vkCmdDispatch(gpu->cmd, gx, gy, gz);
-    if (gpu->query_pool)
-        vkCmdWriteTimestamp(gpu->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
-                            gpu->query_pool, (uint32_t)gpu->ndispatch + 1);
-    gpu->batch_ops[gpu->ndispatch++] = d->op;
+    vkCmdDispatch(batch->cmd, gx, gy, gz);
+    if (batch->query_pool)
+        vkCmdWriteTimestamp(batch->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                            batch->query_pool, (uint32_t)batch->ndispatch + 1);
+    batch->ops[batch->ndispatch++] = d->op;
     gpu->stats.dispatches++;
 fail:
     return err;

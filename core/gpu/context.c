@@ -464,26 +464,14 @@ void vkf_gpu_destroy(vkf_gpu **pgpu)
     if (!gpu)
         return;
     if (gpu->dev) {
-        if (gpu->recording && gpu->ndispatch && !gpu->lost)
-            vkf_gpu_flush(gpu);
-        vkDeviceWaitIdle(gpu->dev);
-        vkf_mem_free_deferred(gpu);
+        vkf_gpu_batches_destroy(gpu);
+        gpu->recording = false;
         vkf_buffer_destroy(gpu, &gpu->staging);
-        vkf_mem_free_deferred(gpu);
-        if (gpu->query_pool)
-            vkDestroyQueryPool(gpu->dev, gpu->query_pool, NULL);
-        if (gpu->desc_pool)
-            vkDestroyDescriptorPool(gpu->dev, gpu->desc_pool, NULL);
-        if (gpu->fence)
-            vkDestroyFence(gpu->dev, gpu->fence, NULL);
-        if (gpu->cmd_pool)
-            vkDestroyCommandPool(gpu->dev, gpu->cmd_pool, NULL);
         vkf_pipelines_destroy(gpu);
         vkf_pipeline_cache_close(gpu);
         vkf_mem_release_all(gpu);
         vkDestroyDevice(gpu->dev, NULL);
     }
-    vkf_free(gpu->deferred);
     vkf_free(gpu->prof);
     if (gpu->messenger) {
         PFN_vkDestroyDebugUtilsMessengerEXT destroy =

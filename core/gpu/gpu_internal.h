@@ -74,7 +74,8 @@ int vkf_buffer_create(vkf_gpu *gpu, vkf_mem_kind kind, VkDeviceSize size,
 /* Deferred until the current batch finished if it may be in use. */
 void vkf_buffer_destroy(vkf_gpu *gpu, vkf_buffer **b);
 void vkf_mem_release_all(vkf_gpu *gpu);
-void vkf_mem_free_deferred(vkf_gpu *gpu);
+/* Frees at once; for buffers no recorded or running work uses. */
+void vkf_buffer_release_now(vkf_gpu *gpu, vkf_buffer *b);
 
 /* ---- pipelines ---- */
 
@@ -155,6 +156,31 @@ int vkf_gpu_one_shot_copy(vkf_gpu *gpu, VkBuffer src, VkDeviceSize src_off,
                           VkBuffer dst, VkDeviceSize dst_off,
                           VkDeviceSize size);
 
+/* ---- command batches ---- */
+
+/* One command buffer with its descriptors and timestamps.  Ops record into
+ * the current batch; a full batch is submitted without waiting and
+ * recording continues in the other (double buffering); flush submits and
+ * waits for both. */
+typedef struct vkf_batch {
+    VkCommandBuffer cmd;
+    VkFence fence;
+    VkDescriptorPool desc_pool;
+    VkQueryPool query_pool;
+    bool pending;                  /* submitted, not yet waited for */
+    int ndispatch;
+    const char *ops[VKF_BATCH_DISPATCHES];
+    vkf_buffer **deferred;         /* released when this batch completes */
+    int ndeferred, deferred_cap;
+} vkf_batch;
+
+/* Recorded or running work may still use buffers. */
+bool vkf_gpu_busy(const vkf_gpu *gpu);
+/* Hands b to the current batch, to be released once it completed. */
+int vkf_gpu_defer_release(vkf_gpu *gpu, vkf_buffer *b);
+/* Waits for everything, releases all deferred buffers, destroys batches. */
+void vkf_gpu_batches_destroy(vkf_gpu *gpu);
+
 /* ---- device ---- */
 
 typedef struct vkf_prof_entry {
@@ -184,8 +210,6 @@ struct vkf_gpu {
     uint32_t device_type_index, staging_type_index;
     vkf_mem_block *blocks;         /* list */
     uint64_t mem_current, mem_peak, mem_reserved, mem_allocations;
-    vkf_buffer **deferred;
-    int ndeferred, deferred_cap;
     vkf_buffer *staging;
     uint64_t chunk_bytes;          /* power of two, one chunk at 4 B/elem */
     int chunk_shift;               /* log2(elements per chunk) */
@@ -200,13 +224,9 @@ struct vkf_gpu {
 
     /* command batch */
     VkCommandPool cmd_pool;
-    VkCommandBuffer cmd;
-    VkFence fence;
-    VkDescriptorPool desc_pool;
-    VkQueryPool query_pool;
+    vkf_batch batches[2];          /* recording one while the other runs */
+    int cur;                       /* the one being recorded */
     bool recording;
-    int ndispatch;
-    const char *batch_ops[VKF_BATCH_DISPATCHES];
     uint64_t epoch;                /* bumped at each barrier and submit */
     vkf_gpu_batch_stats stats;
     vkf_prof_entry *prof;

@@ -324,23 +324,18 @@ void vkf_buffer_destroy(vkf_gpu *gpu, vkf_buffer **pb)
     if (!b)
         return;
     *pb = NULL;
-    if (gpu->recording && gpu->ndispatch > 0) {
-        if (vkf_grow(&gpu->deferred, &gpu->deferred_cap, gpu->ndeferred + 1,
-                     sizeof(*gpu->deferred)) == 0) {
-            gpu->deferred[gpu->ndeferred++] = b;
+    if (vkf_gpu_busy(gpu)) {
+        if (vkf_gpu_defer_release(gpu, b) == 0)
             return;
-        }
         /* No room to defer: wait for the GPU instead. */
         vkf_gpu_flush(gpu);
     }
     buffer_release(gpu, b);
 }
 
-void vkf_mem_free_deferred(vkf_gpu *gpu)
+void vkf_buffer_release_now(vkf_gpu *gpu, vkf_buffer *b)
 {
-    for (int i = 0; i < gpu->ndeferred; i++)
-        buffer_release(gpu, gpu->deferred[i]);
-    gpu->ndeferred = 0;
+    buffer_release(gpu, b);
 }
 
 void vkf_mem_release_all(vkf_gpu *gpu)

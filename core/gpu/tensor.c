@@ -242,7 +242,7 @@ static int transfer(vkf_tensor *t, bool up, uint64_t first, uint64_t count,
     size_t es = vkf_dtype_size(t->dtype);
     uint64_t chunk_elems = 1ull << gpu->chunk_shift;
     /* The GPU may still use the memory: finish recorded work first. */
-    if (gpu->recording && gpu->ndispatch)
+    if (vkf_gpu_busy(gpu))
         VKF_TRY(vkf_gpu_flush(gpu));
     if (!t->st->chunks[0]->mapped)
         VKF_TRY(ensure_staging(gpu));

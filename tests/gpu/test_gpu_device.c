@@ -107,6 +107,35 @@ static void test_barriers(vkf_gpu *gpu)
     vkf_tensor_unref(&x);
 }
 
+/* A chain longer than one batch: full batches are submitted without
+ * waiting while recording continues; intermediate tensors freed on the
+ * way are released only when their batch has run. */
+static void test_long_chain(vkf_gpu *gpu)
+{
+    int64_t n = 777;
+    float *h = gt_random(n);
+    vkf_tensor *y = gt_tensor(gpu, VKF_DTYPE_F32, 1, &n, h), *t = NULL;
+    vkf_gpu_batch_stats s0, s1;
+    CHECK_OK(vkf_gpu_flush(gpu));
+    vkf_gpu_batch_stats_get(gpu, &s0);
+    const int steps = 1300;
+    for (int i = 0; i < steps; i++) {
+        CHECK_OK(vkf_op_unary(gpu, VKF_UN_SCALE, y, 1.0f, 1.0f, &t));
+        vkf_tensor_unref(&y);
+        y = t;
+        t = NULL;
+    }
+    vkf_gpu_batch_stats_get(gpu, &s1);
+    CHECK(s1.submits >= s0.submits + 2);     /* submitted while recording */
+    float *got = gt_download(y);
+    for (int64_t i = 0; i < n; i++)
+        h[i] += (float)steps;
+    gt_compare("long chain", got, h, n, 1e-5f, 1e-4f);
+    free(got);
+    free(h);
+    vkf_tensor_unref(&y);
+}
+
 static void test_profile(vkf_gpu *gpu)
 {
     int64_t n = 4096;
@@ -150,6 +179,7 @@ int main(void)
         test_roundtrip(gpu, (vkf_dtype)dt);
     test_memory_stats(gpu);
     test_barriers(gpu);
+    test_long_chain(gpu);
     test_runtime_glsl(gpu, spvdir);
     if (info->timestamps)
         test_profile(gpu);
