@@ -10,7 +10,8 @@
  * across the workgroup and only A is loaded per lane — TM lane loads feed
  * TM*TN FMAs per k.  No shared memory, no barriers.
  *   TRANS_B = 0: B is [K, N]; TRANS_B = 1: B is [N, K] (linear weights).
- *   VEC = 1: K % 4 == 0 (and aligned offsets): A and B[N,K] load as vec4.
+ *   VEC = 1: K % 4 == 0, aligned offsets, and for B [K, N] N % 4 == 0:
+ *            A and B load as vec4.
  */
 #include "common/tensor.glsl"
 
@@ -83,20 +84,32 @@ void main()
     [[unroll]] for (uint i = 0; i < TM * TN; i++)
         acc[i] = 0.0;
 
-    if (VEC == 1u) {
+    if (VEC == 1u && TRANS_B == 0u) {
+        /* B [K, N] with N % 4 == 0 (host): rows of B as vec4 column groups;
+         * the group start is clamped, edge lanes compute duplicates. */
+        for (uint k = 0; k < p.K; k += 4u) {
+            vec4 av[TM];
+            [[unroll]] for (uint r = 0; r < TM; r++)
+                av[r] = A_LD4(arow[r] + k);
+            [[unroll]] for (uint q = 0; q < TN / 4u; q++) {
+                uint g = bbase + min(col0 + 4u * q, p.N - 4u);
+                vec4 b0 = B_LD4(g + k * p.N), b1 = B_LD4(g + (k + 1u) * p.N);
+                vec4 b2 = B_LD4(g + (k + 2u) * p.N), b3 = B_LD4(g + (k + 3u) * p.N);
+                [[unroll]] for (uint r = 0; r < TM; r++) {
+                    acc[r * TN + 4u * q + 0u] += dot(av[r], vec4(b0.x, b1.x, b2.x, b3.x));
+                    acc[r * TN + 4u * q + 1u] += dot(av[r], vec4(b0.y, b1.y, b2.y, b3.y));
+                    acc[r * TN + 4u * q + 2u] += dot(av[r], vec4(b0.z, b1.z, b2.z, b3.z));
+                    acc[r * TN + 4u * q + 3u] += dot(av[r], vec4(b0.w, b1.w, b2.w, b3.w));
+                }
+            }
+        }
+    } else if (VEC == 1u) {
         for (uint k = 0; k < p.K; k += 4u) {
             vec4 av[TM];
             [[unroll]] for (uint r = 0; r < TM; r++)
                 av[r] = A_LD4(arow[r] + k);
             [[unroll]] for (uint j = 0; j < TN; j++) {
-                vec4 bv;
-                if (TRANS_B == 1u)
-                    bv = B_LD4(bbase + bcol[j] * p.K + k);
-                else
-                    bv = vec4(B_LD(bbase + k * p.N + bcol[j]),
-                              B_LD(bbase + (k + 1u) * p.N + bcol[j]),
-                              B_LD(bbase + (k + 2u) * p.N + bcol[j]),
-                              B_LD(bbase + (k + 3u) * p.N + bcol[j]));
+                vec4 bv = B_LD4(bbase + bcol[j] * p.K + k);
                 [[unroll]] for (uint r = 0; r < TM; r++)
                     acc[r * TN + j] += dot(av[r], bv);
             }

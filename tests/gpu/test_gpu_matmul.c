@@ -104,7 +104,7 @@ int main(void)
             for (int bdt = VKF_DTYPE_F32; bdt <= (s % 3 ? VKF_DTYPE_F32 : VKF_DTYPE_BF16); bdt++)
                 check_case(gpu, 1, 1, M, N, K, tb, s % 2, VKF_DTYPE_F32,
                            (vkf_dtype)bdt, NULL);
-            for (size_t t = 0; s == 5 && t < sizeof(tiles) / sizeof(tiles[0]); t++)
+            for (size_t t = 0; (s == 4 || s == 5) && t < sizeof(tiles) / sizeof(tiles[0]); t++)
                 check_case(gpu, 1, 1, M, N, K, tb, t % 2, VKF_DTYPE_F32,
                            VKF_DTYPE_F32, &tiles[t]);
         }
@@ -113,6 +113,8 @@ int main(void)
     check_case(gpu, 3, 3, 13, 20, 12, false, true, VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
     check_case(gpu, 3, 1, 13, 20, 12, true, false, VKF_DTYPE_F16, VKF_DTYPE_BF16, NULL);
     check_case(gpu, 5, 1, 7, 9, 31, false, false, VKF_DTYPE_BF16, VKF_DTYPE_F16, NULL);
+    /* K past the 8x8/4x16 switch of the [K, N] lane kernel. */
+    check_case(gpu, 1, 1, 37, 48, 800, false, true, VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
     /* bf16 weights through the 16-bit UINT texel view, both layouts. */
     check_case(gpu, 1, 1, 29, 24, 40, false, true, VKF_DTYPE_F32, VKF_DTYPE_BF16, NULL);
     check_case(gpu, 1, 1, 29, 24, 40, true, true, VKF_DTYPE_F32, VKF_DTYPE_BF16, NULL);

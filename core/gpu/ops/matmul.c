@@ -28,23 +28,20 @@ const vkf_shader_layout vkf_matmul_layouts[] = {
     {&vkf_shader_matmul_smem, 4, 0, sizeof(struct matmul_push)},
     {&vkf_shader_matmul_tex_bf16_8x8, 4, 2, sizeof(struct matmul_push)},
     {&vkf_shader_matmul_cpu_tex_bf16_4x16, 4, 2, sizeof(struct matmul_push)},
+    {&vkf_shader_matmul_cpu_tex_bf16_8x8, 4, 2, sizeof(struct matmul_push)},
     {0},
 };
 
 void vkf_matmul_default_tile(const vkf_gpu *gpu, bool trans_b,
                              vkf_matmul_tile *tile)
 {
-    /* CPU devices (lavapipe) run one subgroup per workgroup and want many
-     * FMAs per (gathered) load; GPUs want wider workgroups.  Measured with
-     * `vkflow bench ops`, see docs/vulkan.md. */
+    /* CPU devices (lavapipe): lanes own rows, columns are shared, operands
+     * come through texel fetches (docs/vulkan.md); GPUs: shared-memory
+     * tiles.  Measured with `vkflow bench ops`. */
     *tile = (vkf_matmul_tile){.tm = 4, .tn = 4, .wg = 256, .smem = true};
-    if (!strcmp(gpu->info.type, "cpu") && gpu->info.subgroup_size == 8) {
-        if (trans_b)
-            *tile = (vkf_matmul_tile){.tm = 4, .tn = 16, .wg = 8, .lane_rows = true,
-                                      .tex = true};
-        else
-            *tile = (vkf_matmul_tile){.tm = 8, .tn = 8, .wg = 8, .tex = true};
-    }
+    if (!strcmp(gpu->info.type, "cpu") && gpu->info.subgroup_size == 8)
+        *tile = (vkf_matmul_tile){.tm = 4, .tn = 16, .wg = 8, .lane_rows = true,
+                                  .tex = true};
 }
 
 static const struct {
@@ -54,6 +51,7 @@ static const struct {
 } kernels[] = {
     {8, 8, false, true, true, &vkf_shader_matmul_tex_bf16_8x8},
     {4, 16, true, true, true, &vkf_shader_matmul_cpu_tex_bf16_4x16},
+    {8, 8, true, true, true, &vkf_shader_matmul_cpu_tex_bf16_8x8},
     {8, 8, false, true, false, &vkf_shader_matmul_tex_8x8},
     {4, 8, false, true, false, &vkf_shader_matmul_tex_4x8},
     {4, 8, true, true, false, &vkf_shader_matmul_cpu_tex_4x8},
@@ -133,7 +131,8 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
                          bcast};
     vkf_pipeline *pipe;
     if (tile->lane_rows)
-        vec = K % 4 == 0 && pc.off_a % 4 == 0 && pc.off_b % 4 == 0;
+        vec = K % 4 == 0 && pc.off_a % 4 == 0 && pc.off_b % 4 == 0 &&
+              (trans_b || N % 4 == 0);
     extra[3] = vec;
     vkf_matmul_tile fallback;
     if (tile->smem)
@@ -175,8 +174,9 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
         .groups = {gx, gy, (uint32_t)batch_a},
     };
     if (tile->tex) {
-        /* Each path reads A and B either as scalars or as vec4s. */
-        bool a_vec = trans_b || tile->lane_rows, b_vec = trans_b || !tile->lane_rows;
+        /* Texel paths read B as vec4s, A as vec4s except in the column-
+         * lane [K, N] kernel, which broadcasts scalars of A. */
+        bool a_vec = trans_b || tile->lane_rows, b_vec = true;
         bool h = ac->dtype == VKF_DTYPE_F16, hb = bc->dtype == VKF_DTYPE_F16;
         d.texels[0] = ac;
         d.texels[1] = bc;
@@ -205,30 +205,13 @@ fail:
 int vkf_op_matmul(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b, bool trans_b,
                   vkf_tensor *bias, vkf_tensor **out)
 {
-    int err = 0;
-    vkf_tensor *bt = NULL, *btc = NULL;
     vkf_matmul_tile tile;
-    /* On CPU devices the [N, K] kernel is faster (~48 vs ~36 GFLOP/s at
-     * 4096x320x320): when B is small next to A, transposing it first pays. */
-    if (!trans_b && !strcmp(gpu->info.type, "cpu") && a->ndim >= 2 && b->ndim >= 2 &&
-        vkf_tensor_numel(b) <= (1 << 20) && a->shape[a->ndim - 2] >= 2048) {
-        int perm[VKF_TENSOR_MAX_DIMS];
-        for (int d = 0; d < b->ndim; d++)
-            perm[d] = d;
-        perm[b->ndim - 2] = b->ndim - 1;
-        perm[b->ndim - 1] = b->ndim - 2;
-        VKF_TRY(vkf_tensor_permute(b, perm, &bt));
-        VKF_TRY(vkf_op_contiguous(gpu, bt, &btc));
-        vkf_matmul_default_tile(gpu, true, &tile);
-        err = vkf_op_matmul_tiled(gpu, a, btc, true, bias, &tile, out);
-        goto fail;
-    }
     vkf_matmul_default_tile(gpu, trans_b, &tile);
-    err = vkf_op_matmul_tiled(gpu, a, b, trans_b, bias, &tile, out);
-fail:
-    vkf_tensor_unref(&btc);
-    vkf_tensor_unref(&bt);
-    return err;
+    /* Measured on lavapipe: for B [K, N] the 8x8 lane tile wins up to
+     * K ~ 768 (66 vs 56 GFLOP/s at 4096x1280x320), 4x16 beyond. */
+    if (tile.lane_rows && !trans_b && a->shape[a->ndim - 1] <= 768)
+        tile.tm = tile.tn = 8;
+    return vkf_op_matmul_tiled(gpu, a, b, trans_b, bias, &tile, out);
 }
 
 int vkf_op_linear(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *w, vkf_tensor *bias,
