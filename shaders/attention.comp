@@ -199,17 +199,34 @@ void main()
             sum[r] = sum[r] * corr[r] + l;
         }
 
-        [[unroll]] for (uint d4 = 0u; d4 < HD4; d4++) {
-            if (d4 * 4u >= D)
-                continue;
-            [[unroll]] for (uint r = 0u; r < QR; r++)
-                acc[r * HD4 + d4] *= corr[r];
-            if (BCAST == 1u) {
+        if (BCAST == 1u) {
+            /* Row-major: one row's accumulator vec4 is live at a time. */
+            [[unroll]] for (uint d4 = 0u; d4 < HD4; d4++) {
+                if (d4 * 4u >= D)
+                    continue;
                 vec4 vreg = V_LD4(vb + krow_lane * p.v_sn + d4 * 4u);
-#define PV_STEP(J) PV_FMA(J, subgroupBroadcast(vreg, J))
-                PV_STEP(0u) PV_STEP(1u) PV_STEP(2u) PV_STEP(3u)
-                PV_STEP(4u) PV_STEP(5u) PV_STEP(6u) PV_STEP(7u)
-            } else {
+                vec4 vb8[KB];
+                vb8[0] = subgroupBroadcast(vreg, 0u);
+                vb8[1] = subgroupBroadcast(vreg, 1u);
+                vb8[2] = subgroupBroadcast(vreg, 2u);
+                vb8[3] = subgroupBroadcast(vreg, 3u);
+                vb8[4] = subgroupBroadcast(vreg, 4u);
+                vb8[5] = subgroupBroadcast(vreg, 5u);
+                vb8[6] = subgroupBroadcast(vreg, 6u);
+                vb8[7] = subgroupBroadcast(vreg, 7u);
+                [[unroll]] for (uint r = 0u; r < QR; r++) {
+                    vec4 a = acc[r * HD4 + d4] * corr[r];
+                    [[unroll]] for (uint j = 0u; j < KB; j++)
+                        a = fma(vec4(s[r * KB + j]), vb8[j], a);
+                    acc[r * HD4 + d4] = a;
+                }
+            }
+        } else {
+            [[unroll]] for (uint d4 = 0u; d4 < HD4; d4++) {
+                if (d4 * 4u >= D)
+                    continue;
+                [[unroll]] for (uint r = 0u; r < QR; r++)
+                    acc[r * HD4 + d4] *= corr[r];
                 [[unroll]] for (uint j = 0u; j < KB; j++)
                     PV_FMA(j, V_LD4(vb + krow[j] * p.v_sn + d4 * 4u))
             }

@@ -145,6 +145,174 @@ static int run_group_norm(vkf_gpu *gpu, vkf_tensor **in, vkf_tensor **out)
     return vkf_op_group_norm(gpu, in[0], 32, NULL, NULL, 1e-5f, out);
 }
 
+/* Spatial ops (core/gpu/ops/conv.c, pool.c, resample.c) at SD1.5 512²
+ * UNet / VAE and Wan VAE shapes; run_spatial reads the current case. */
+typedef struct spatial_case {
+    const char *op;
+    int ndim;
+    int64_t x[5];
+    int64_t cout;                  /* conv: output channels */
+    int k, stride, pad;            /* conv and pool: square */
+    vkf_dtype wdt;                 /* conv weights */
+} spatial_case;
+
+static const spatial_case spatial_cases[] = {
+    {"conv2d", 4, {2, 320, 64, 64}, 320, 3, 1, 1, VKF_DTYPE_F32},
+    {"conv2d", 4, {2, 640, 32, 32}, 640, 3, 1, 1, VKF_DTYPE_F32},
+    {"conv2d", 4, {2, 1280, 16, 16}, 1280, 3, 1, 1, VKF_DTYPE_F32},
+    {"conv2d", 4, {2, 320, 64, 64}, 320, 3, 1, 1, VKF_DTYPE_F16},
+    {"conv2d", 4, {2, 320, 64, 64}, 320, 3, 2, 1, VKF_DTYPE_F32},
+    {"conv2d", 4, {2, 320, 64, 64}, 320, 1, 1, 0, VKF_DTYPE_F32},
+    {"conv3d", 5, {1, 96, 4, 64, 64}, 96, 3, 1, 1, VKF_DTYPE_F32},
+    {"avg_pool2d", 4, {2, 320, 64, 64}, 0, 2, 2, 0, VKF_DTYPE_F32},
+    {"max_pool2d", 4, {2, 320, 64, 64}, 0, 3, 2, 1, VKF_DTYPE_F32},
+    {"upsample", 4, {2, 1280, 16, 16}, 0, 0, 0, 0, VKF_DTYPE_F32},
+    {"upsample", 4, {1, 512, 64, 64}, 0, 0, 0, 0, VKF_DTYPE_F32},
+    {"bilinear", 4, {1, 320, 64, 64}, 0, 0, 0, 0, VKF_DTYPE_F32},
+};
+static const spatial_case *spatial_cur;
+static int64_t spatial_out_numel;
+
+static int run_spatial_op(vkf_gpu *gpu, vkf_tensor **in, vkf_tensor **out)
+{
+    const spatial_case *c = spatial_cur;
+    const char *op = c->op;
+    if (!strcmp(op, "conv2d"))
+        return vkf_op_conv2d(gpu, in[0], in[1], NULL, &(vkf_conv2d_params){
+            .stride = {c->stride, c->stride}, .padding = {c->pad, c->pad}}, out);
+    if (!strcmp(op, "conv3d"))
+        return vkf_op_conv3d(gpu, in[0], in[1], NULL, NULL, &(vkf_conv3d_params){
+            .padding = {c->pad, c->pad, c->pad}, .causal = true}, out);
+    vkf_pool2d_params pp = {.kernel = {c->k, c->k}, .stride = {c->stride, c->stride},
+                            .padding = {c->pad, c->pad}};
+    if (!strcmp(op, "avg_pool2d"))
+        return vkf_op_avg_pool2d(gpu, in[0], &pp, out);
+    if (!strcmp(op, "max_pool2d"))
+        return vkf_op_max_pool2d(gpu, in[0], &pp, out);
+    return vkf_op_upsample(gpu, in[0], &(vkf_upsample_params){
+        .mode = !strcmp(op, "bilinear") ? VKF_UPSAMPLE_BILINEAR : VKF_UPSAMPLE_NEAREST,
+        .scale = {2, 2}}, out);
+}
+
+static int run_spatial(vkf_gpu *gpu, vkf_tensor **in, vkf_tensor **out)
+{
+    int err = run_spatial_op(gpu, in, out);
+    if (err == 0)
+        spatial_out_numel = vkf_tensor_numel(*out);
+    return err;
+}
+
+static int bench_spatial(vkf_gpu *gpu, const char *filter, int iters,
+                         const char *dev, vkf_tensor **in)
+{
+    int err = 0;
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(spatial_cases); i++) {
+        const spatial_case *c = &spatial_cases[i];
+        if (filter && strcmp(filter, c->op))
+            continue;
+        bench_case bc = {.op = c->op};
+        int len = 0;
+        int64_t n = 1;
+        for (int d = 0; d < c->ndim; d++) {
+            n *= c->x[d];
+            len += snprintf(bc.shape + len, sizeof(bc.shape) - (size_t)len, "%s%lld",
+                            d ? "x" : "", (long long)c->x[d]);
+        }
+        VKF_TRY(random_tensor(gpu, VKF_DTYPE_F32, c->ndim, c->x, &in[0]));
+        if (c->cout) {
+            int64_t w[5] = {c->cout, c->x[1], c->k, c->k, c->k};
+            VKF_TRY(random_tensor(gpu, c->wdt, c->ndim, w, &in[1]));
+            snprintf(bc.shape + len, sizeof(bc.shape) - (size_t)len, "->%lld k%d%s%s",
+                     (long long)c->cout, c->k, c->stride > 1 ? " s2" : "",
+                     c->wdt == VKF_DTYPE_F16 ? " w:f16" : "");
+        }
+        spatial_cur = c;
+        double ms;
+        VKF_TRY(time_runs(gpu, run_spatial, in, iters, &ms));
+        int64_t on = spatial_out_numel;
+        if (c->cout)
+            bc.flops = 2.0 * (double)on * (double)c->x[1] * c->k * c->k *
+                       (c->ndim == 5 ? c->k : 1);
+        else
+            bc.bytes = 4.0 * (double)(n + on);
+        report(dev, &bc, ms);
+        vkf_tensor_unref(&in[0]);
+        vkf_tensor_unref(&in[1]);
+    }
+fail:
+    return err;
+}
+
+/* Transformer ops (core/gpu/ops/attention.c, rope.c, geglu.c) at SD1.5
+ * 512² UNet, SD2/XL and Wan 1.3B shapes; in[] = q, k, v as [1, N, H·D]. */
+static const struct attn_bench {
+    const char *op;
+    int64_t nq, nk, heads, d;
+    vkf_dtype dt;
+} attn_cases[] = {
+    {"attention", 4096, 4096, 8, 40, VKF_DTYPE_F32},
+    {"attention", 4096, 4096, 8, 40, VKF_DTYPE_F16},
+    {"attention", 4096, 77, 8, 40, VKF_DTYPE_F32},
+    {"attention", 1024, 1024, 8, 80, VKF_DTYPE_F32},
+    {"attention", 1024, 1024, 10, 64, VKF_DTYPE_F32},
+    {"attention", 1024, 1024, 12, 128, VKF_DTYPE_F32},
+    {"rope", 4096, 0, 12, 128, VKF_DTYPE_F32},
+    {"geglu", 4096, 0, 1, 2560, VKF_DTYPE_F32},
+};
+static const struct attn_bench *attn_cur;
+
+static int run_attn(vkf_gpu *gpu, vkf_tensor **in, vkf_tensor **out)
+{
+    const struct attn_bench *c = attn_cur;
+    if (!strcmp(c->op, "rope")) {
+        vkf_rope_params rp;
+        vkf_rope_params_wan((int)c->d, 4, 32, 32, &rp);
+        return vkf_op_rope(gpu, in[0], &rp, out);
+    }
+    if (!strcmp(c->op, "geglu"))
+        return vkf_op_geglu(gpu, in[0], out);
+    return vkf_op_attention_heads(gpu, in[0], in[1], in[2], (int)c->heads, NULL, out);
+}
+
+static int bench_attention(vkf_gpu *gpu, const char *filter, int iters,
+                           const char *dev)
+{
+    int err = 0;
+    vkf_tensor *in[3] = {NULL, NULL, NULL};
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(attn_cases); i++) {
+        const struct attn_bench *c = attn_cur = &attn_cases[i];
+        if (filter && strcmp(filter, c->op))
+            continue;
+        bench_case bc = {.op = c->op};
+        int64_t hd = c->heads * c->d;
+        if (!strcmp(c->op, "attention")) {
+            VKF_TRY(random_tensor(gpu, c->dt, 3, (int64_t[]){1, c->nq, hd}, &in[0]));
+            VKF_TRY(random_tensor(gpu, c->dt, 3, (int64_t[]){1, c->nk, hd}, &in[1]));
+            VKF_TRY(random_tensor(gpu, c->dt, 3, (int64_t[]){1, c->nk, hd}, &in[2]));
+            bc.flops = 4.0 * (double)c->nq * (double)c->nk * (double)hd;
+            snprintf(bc.shape, sizeof(bc.shape), "%lldx%lldx%lld nk%lld %s",
+                     (long long)c->nq, (long long)c->heads, (long long)c->d,
+                     (long long)c->nk, vkf_dtype_name(c->dt));
+        } else {
+            bool rope = !strcmp(c->op, "rope");
+            int64_t shape[4] = {1, c->nq, c->heads, c->d}, flat[2] = {c->nq, hd};
+            VKF_TRY(random_tensor(gpu, c->dt, rope ? 4 : 2, rope ? shape : flat, &in[0]));
+            bc.bytes = 4.0 * (double)(c->nq * hd) * (rope ? 2 : 1.5);
+            snprintf(bc.shape, sizeof(bc.shape), "%lldx%lldx%lld", (long long)c->nq,
+                     (long long)c->heads, (long long)c->d);
+        }
+        double ms;
+        VKF_TRY(time_runs(gpu, run_attn, in, iters, &ms));
+        report(dev, &bc, ms);
+        for (int k = 0; k < 3; k++)
+            vkf_tensor_unref(&in[k]);
+    }
+fail:
+    for (int k = 0; k < 3; k++)
+        vkf_tensor_unref(&in[k]);
+    return err;
+}
+
 static bool wanted(const char *filter, const char *op)
 {
     return !filter || !strcmp(filter, op);
@@ -221,6 +389,8 @@ static int bench_all(vkf_gpu *gpu, const char *filter, int iters)
         vkf_tensor_unref(&in[0]);
         vkf_tensor_unref(&in[1]);
     }
+    VKF_TRY(bench_spatial(gpu, filter, iters, dev, in));
+    VKF_TRY(bench_attention(gpu, filter, iters, dev));
 fail:
     vkf_tensor_unref(&in[0]);
     vkf_tensor_unref(&in[1]);

@@ -7,5 +7,12 @@ const vkf_shader_layout *const vkf_op_layouts[] = {
     vkf_matmul_layouts,
     vkf_softmax_layouts,
     vkf_norm_layouts,
+    vkf_conv_layouts,
+    vkf_pool_layouts,
+    vkf_resample_layouts,
+    vkf_attention_layouts,
+    vkf_rope_layouts,
+    vkf_embed_layouts,
+    vkf_geglu_layouts,
     NULL,
 };

@@ -67,6 +67,10 @@ typedef struct vkf_shader_layout {
 
 extern const vkf_shader_layout vkf_binary_layouts[], vkf_unary_layouts[],
     vkf_matmul_layouts[], vkf_softmax_layouts[], vkf_norm_layouts[];
+extern const vkf_shader_layout vkf_conv_layouts[], vkf_pool_layouts[],
+    vkf_resample_layouts[];
+extern const vkf_shader_layout vkf_attention_layouts[], vkf_rope_layouts[],
+    vkf_embed_layouts[], vkf_geglu_layouts[];
 extern const vkf_shader_layout *const vkf_op_layouts[];
 
 #define VKF_OP_COPY 100u

@@ -41,4 +41,19 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
                         bool trans_b, vkf_tensor *bias,
                         const vkf_matmul_tile *tile, vkf_tensor **out);
 
+/* Transformer ops (attention.c, rope.c, embed.c, geglu.c).  q [B,H,Nq,D],
+ * k/v [B,H,Nk,D], mask NULL or full [B,H,Nq,Nk]; scale 0: 1/sqrt(D). */
+void vkf_ref_attention(const float *q, const float *k, const float *v,
+                       const float *mask, int64_t B, int64_t H, int64_t nq,
+                       int64_t nk, int64_t D, float scale, bool causal,
+                       float *out);
+/* x [B, N, H, D]. */
+void vkf_ref_rope(const float *x, int64_t B, int64_t N, int64_t H, int64_t D,
+                  const vkf_rope_params *params, float *out);
+void vkf_ref_timestep_embedding(const float *t, int64_t B,
+                                const vkf_timestep_embed_params *params,
+                                float *out);
+/* x [rows, 2C] → out [rows, C]. */
+void vkf_ref_geglu(const float *x, int64_t rows, int64_t C, float *out);
+
 #endif

@@ -247,4 +247,161 @@ int vkf_op_group_norm(vkf_gpu *gpu, vkf_tensor *x, int groups,
                       vkf_tensor *weight, vkf_tensor *bias, float eps,
                       vkf_tensor **out);
 
+/* ---- spatial ops: convolution, pooling, resampling ----
+ * (core/gpu/ops/conv.c, pool.c, resample.c).  Inputs and weights may be
+ * f32, f16 or bf16 storage and any view; outputs are contiguous f32.
+ * Zero in any params field means the PyTorch default (stride = 1, or the
+ * kernel for pooling; dilation = 1; groups = 1; padding = 0). */
+
+typedef struct vkf_conv2d_params {
+    int stride[2];                 /* (h, w) */
+    int padding[2];                /* zeros on both sides */
+    int dilation[2];
+    int groups;                    /* Cin and Cout must be multiples */
+} vkf_conv2d_params;
+
+/* PyTorch conv2d: x [N, Cin, H, W], weight [Cout, Cin/groups, kh, kw],
+ * bias NULL or [Cout] → [N, Cout, Ho, Wo]. */
+int vkf_op_conv2d(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *weight,
+                  vkf_tensor *bias, const vkf_conv2d_params *params,
+                  vkf_tensor **out);
+
+typedef struct vkf_conv3d_params {
+    int stride[3];                 /* (t, h, w) */
+    int padding[3];                /* h, w: both sides; t: see causal */
+    int dilation[3];
+    int groups;
+    bool causal;                   /* Wan CausalConv3d: 2*padding[0] zero
+                                      frames in front, none behind; false:
+                                      padding[0] on both sides (nn.Conv3d) */
+} vkf_conv3d_params;
+
+/* Conv3d: x [N, Cin, T, H, W], weight [Cout, Cin/groups, kt, kh, kw], bias
+ * NULL or [Cout] → [N, Cout, To, Ho, Wo].  cache: NULL or [N, Cin, Tc, H, W]
+ * frames preceding x (Wan's chunked decode); with causal and padding[0] > 0
+ * its last min(Tc, 2*padding[0]) frames replace that many front zero frames
+ * (as Wan's CausalConv3d.forward(x, cache_x)); otherwise it is ignored. */
+int vkf_op_conv3d(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *weight,
+                  vkf_tensor *bias, vkf_tensor *cache,
+                  const vkf_conv3d_params *params, vkf_tensor **out);
+
+typedef struct vkf_pool2d_params {
+    int kernel[2];                 /* (h, w), required */
+    int stride[2];                 /* 0: the kernel */
+    int padding[2];                /* both sides, at most kernel / 2 */
+    bool exclude_pad;              /* avg: divide by the in-bounds count
+                                      (torch count_include_pad=False) */
+} vkf_pool2d_params;
+
+/* Over the last two dims of x (3- to 5-D); floor output size (torch
+ * ceil_mode=False).  Max pooling pads with -inf. */
+int vkf_op_avg_pool2d(vkf_gpu *gpu, vkf_tensor *x,
+                      const vkf_pool2d_params *params, vkf_tensor **out);
+int vkf_op_max_pool2d(vkf_gpu *gpu, vkf_tensor *x,
+                      const vkf_pool2d_params *params, vkf_tensor **out);
+
+typedef enum vkf_upsample_mode {
+    VKF_UPSAMPLE_NEAREST = 0,      /* torch 'nearest': floor(dst * in/out) */
+    VKF_UPSAMPLE_NEAREST_EXACT = 1,/* 'nearest-exact': floor((dst+.5)*in/out) */
+    VKF_UPSAMPLE_BILINEAR = 2,     /* 'bilinear', antialias=False */
+} vkf_upsample_mode;
+
+typedef struct vkf_upsample_params {
+    vkf_upsample_mode mode;
+    int64_t size[2];               /* output (h, w); 0: floor(in * scale) */
+    double scale[2];               /* torch scale_factor; used only where
+                                      size is 0, and then (like torch without
+                                      recompute_scale_factor) also for the
+                                      source index: 1/scale, not in/out */
+    bool align_corners;            /* bilinear only */
+} vkf_upsample_params;
+
+/* torch.nn.functional.interpolate over the last two dims of x (2- to
+ * 5-D: [N, C, H, W] or [N, C, T, H, W] frame by frame). */
+int vkf_op_upsample(vkf_gpu *gpu, vkf_tensor *x,
+                    const vkf_upsample_params *params, vkf_tensor **out);
+
+/* ---- transformer ops: attention, rotary and timestep embeddings, GEGLU ----
+ * (core/gpu/ops/attention.c, rope.c, embed.c, geglu.c).  Inputs may be
+ * f32, f16 or bf16 storage and any view; outputs are contiguous f32;
+ * arithmetic is f32.  NULL params means all defaults. */
+
+typedef struct vkf_attention_params {
+    float scale;                   /* logit scale; 0: 1/sqrt(D) (T5: pass 1) */
+    vkf_tensor *mask;              /* borrowed; NULL or additive, any dtype,
+                                      broadcastable (right-aligned) to
+                                      [B, H, Nq, Nk]: [Nq, Nk], a key-padding
+                                      [B, 1, 1, Nk], a bias [H, Nq, Nk]...;
+                                      -inf masks a key out */
+    bool causal;                   /* key j visible to query i iff j <= i
+                                      (torch is_causal, top-left aligned) */
+} vkf_attention_params;
+
+/*
+ * softmax(scale · q·kᵀ + mask) · v, fused (online softmax, nothing of size
+ * Nq × Nk is stored).  q [B, H, Nq, D], k and v [B', H', Nk, D] with B' in
+ * {1, B} and H' in {1, H}; D <= 256; views (e.g. a permuted [B, N, H, D])
+ * are read in place when their rows are 4-aligned.  → [B, H, Nq, D].
+ * A query whose keys are all masked out (-inf) gets zeros.
+ */
+int vkf_op_attention(vkf_gpu *gpu, vkf_tensor *q, vkf_tensor *k, vkf_tensor *v,
+                     const vkf_attention_params *params, vkf_tensor **out);
+/* Same with the heads in the last dim, as linear projections produce
+ * them: q [B, Nq, H·D], k/v [B', Nk, H·D] → [B, Nq, H·D]. */
+int vkf_op_attention_heads(vkf_gpu *gpu, vkf_tensor *q, vkf_tensor *k,
+                           vkf_tensor *v, int heads,
+                           const vkf_attention_params *params, vkf_tensor **out);
+
+typedef enum vkf_rope_mode {
+    VKF_ROPE_INTERLEAVED = 0,      /* pairs (x[2i], x[2i+1]) as complex
+                                      numbers: GPT-J, Flux, Wan */
+    VKF_ROPE_HALF = 1,             /* pairs (x[i], x[i + a/2]) of an axis of
+                                      a dims: GPT-NeoX / HF "rotate_half" */
+} vkf_rope_mode;
+
+/* Rotary embedding over up to 3 position axes.  Axis k rotates the next
+ * axis_dim[k] elements of each head vector (even; the dims past the sum
+ * pass through) by angles pos_k · theta^(-2j/axis_dim[k]), j = 0, 1, ...
+ * Token n of a sequence has row-major coordinates in grid (F, H, W); tokens
+ * past F·H·W are copied unchanged (Wan's rope_apply). */
+typedef struct vkf_rope_params {
+    vkf_rope_mode mode;
+    double theta;                  /* 0: 10000 */
+    int naxes;                     /* 0: one axis over all D, grid N */
+    int axis_dim[3];
+    int64_t grid[3];               /* positions per axis (>= 1) */
+    int64_t pos_offset[3];         /* added to each coordinate */
+} vkf_rope_params;
+
+/* Wan 2.1/2.2 3-D RoPE for head_dim d and latent grid (f, h, w): axes
+ * (d - 4⌊d/6⌋, 2⌊d/6⌋, 2⌊d/6⌋), interleaved pairs, theta 10000. */
+void vkf_rope_params_wan(int head_dim, int64_t f, int64_t h, int64_t w,
+                         vkf_rope_params *out);
+/* x [B, N, H, D] (D even) → rotated [B, N, H, D]. */
+int vkf_op_rope(vkf_gpu *gpu, vkf_tensor *x, const vkf_rope_params *params,
+                vkf_tensor **out);
+
+/* Sinusoidal timestep embedding.  half = dim/2, f_k = exp(-ln(P)·k /
+ * (half - freq_shift)), out = [cos(t·f), sin(t·f)] (zero column appended
+ * when dim is odd).  SD's timestep_embedding, Wan's
+ * sinusoidal_embedding_1d and Flux are all the zero-params case (Flux
+ * with t_scale 1000); diffusers' Timesteps(flip_sin_to_cos=False,
+ * downscale_freq_shift=1) is sin_first with freq_shift 1. */
+typedef struct vkf_timestep_embed_params {
+    int dim;                       /* required, >= 1 */
+    double max_period;             /* P; 0: 10000 */
+    double freq_shift;
+    bool sin_first;                /* [sin, cos] instead of [cos, sin] */
+    float t_scale;                 /* t is multiplied by it; 0: 1 */
+} vkf_timestep_embed_params;
+
+/* t [B] (any dtype) → [B, dim]. */
+int vkf_op_timestep_embedding(vkf_gpu *gpu, vkf_tensor *t,
+                              const vkf_timestep_embed_params *params,
+                              vkf_tensor **out);
+
+/* GEGLU of the SD transformer feed-forward: x [..., 2C] →
+ * x[..., :C] · gelu_erf(x[..., C:]) [..., C]. */
+int vkf_op_geglu(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor **out);
+
 #endif /* VKFLOW_GPU_H */
