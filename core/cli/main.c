@@ -46,6 +46,7 @@ typedef struct cli_config {
     int device;                /* --device N (or VKF_DEVICE) */
     bool json;
     bool quiet;
+    bool profile;              /* --profile: GPU time per op kind */
     const char *out_file;      /* convert -o */
 } cli_config;
 
@@ -64,6 +65,7 @@ static void usage(FILE *f)
           "      --events jsonl         ComfyUI websocket events as JSON lines on stdout\n"
           "      --device N             Vulkan device index (also VKF_DEVICE)\n"
           "      --quiet                no progress display\n"
+          "      --profile              GPU time per op kind after each workflow\n"
           "  validate FILE [--json]     check a workflow without running it\n"
           "  convert FILE [-o OUT]      UI workflow / PNG / WebP -> API-format JSON\n"
           "  nodes [--json]             list nodes (--json: ComfyUI /object_info)\n"
@@ -92,7 +94,7 @@ static int push(const char ***arr, int *n, const char *v)
 static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos, int *npos)
 {
     enum { O_SET = 256, O_MODELS, O_EXTRA, O_INPUT, O_OUTPUT, O_TEMP, O_EVENTS, O_DEVICE,
-           O_JSON, O_QUIET };
+           O_JSON, O_QUIET, O_PROFILE };
     static const struct option opts[] = {
         {"set", required_argument, NULL, O_SET},
         {"models", required_argument, NULL, O_MODELS},
@@ -104,6 +106,7 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
         {"device", required_argument, NULL, O_DEVICE},
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, O_QUIET},
+        {"profile", no_argument, NULL, O_PROFILE},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -138,6 +141,7 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
         }
         case O_JSON: cfg->json = true; break;
         case O_QUIET: cfg->quiet = true; break;
+        case O_PROFILE: cfg->profile = true; break;
         case 'o': cfg->out_file = optarg; break;
         case 'h': usage(stdout); exit(EXIT_OK);
         default:
@@ -376,6 +380,39 @@ static int apply_sets(const cli_config *cfg, vkf_graph **graphs, const char **fi
     return EXIT_OK;
 }
 
+static int cmp_op_time(const void *a, const void *b)
+{
+    double x = ((const vkf_gpu_op_time *)a)->ms, y = ((const vkf_gpu_op_time *)b)->ms;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Peak device memory of the run and, with --profile, GPU time per op kind
+ * (largest first). */
+static void report_gpu(vkf_executor *ex, const cli_config *cfg)
+{
+    vkf_gpu *gpu = vkf_executor_gpu(ex);
+    if (!gpu || cfg->quiet)
+        return;
+    vkf_gpu_mem_stats ms;
+    vkf_gpu_mem_stats_get(gpu, &ms);
+    fprintf(stderr, "vkflow: device memory: peak %.1f MiB, now %.1f MiB, reserved %.1f MiB\n",
+            ms.peak / 1048576.0, ms.current / 1048576.0, ms.reserved / 1048576.0);
+    if (!cfg->profile)
+        return;
+    vkf_gpu_op_time times[64];
+    int n = vkf_gpu_profile_get(gpu, times, 64);
+    if (n > 64)
+        n = 64;
+    qsort(times, (size_t)n, sizeof(times[0]), cmp_op_time);
+    double total = 0;
+    for (int i = 0; i < n; i++)
+        total += times[i].ms;
+    fprintf(stderr, "vkflow: GPU time by op (total %.2f ms):\n", total);
+    for (int i = 0; i < n && i < 15; i++)
+        fprintf(stderr, "  %-24s %10.3f ms %5.1f%% %8ld dispatches\n", times[i].op, times[i].ms,
+                total > 0 ? 100 * times[i].ms / total : 0, times[i].dispatches);
+}
+
 static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
 {
     int rc = EXIT_OK;
@@ -408,7 +445,8 @@ static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
     if ((rc = apply_sets(cfg, graphs, files, nfiles)) != EXIT_OK)
         goto done;
 
-    vkf_gpu_params gp = {.device_index = cfg->device > 0 ? cfg->device : 0};
+    vkf_gpu_params gp = {.device_index = cfg->device > 0 ? cfg->device : 0,
+                         .profile = cfg->profile};
     if (cache_dir(&pipeline_cache, &spirv_cache) == 0) {
         gp.pipeline_cache_path = pipeline_cache;
         gp.spirv_cache_dir = spirv_cache;
@@ -431,6 +469,10 @@ static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
         vkf_validation val = {0};
         char *run_error = NULL;
         double t0 = now_s();
+        if (vkf_executor_gpu(ex)) {
+            vkf_gpu_mem_reset_peak(vkf_executor_gpu(ex));
+            vkf_gpu_profile_reset(vkf_executor_gpu(ex));
+        }
         int err = vkf_executor_run(ex, graphs[f], &val, &run_error);
         close_line(&pr);
         if (err == VKF_EVALIDATION) {
@@ -451,6 +493,8 @@ static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
             fprintf(stderr, "vkflow: %s: done in %.2f s (%d node%s executed, %d cached)\n",
                     files[f], now_s() - t0, nexec, nexec == 1 ? "" : "s", ncached);
         }
+        if (err == 0 && !pr.jsonl)
+            report_gpu(ex, cfg);
         vkf_free(run_error);
         vkf_validation_clear(&val);
         if (rc != EXIT_OK)

@@ -337,6 +337,11 @@ void vkf_executor_interrupt(vkf_executor *ex)
     atomic_store(&ex->interrupt, 1);
 }
 
+vkf_gpu *vkf_executor_gpu(const vkf_executor *ex)
+{
+    return ex->gpu;
+}
+
 void vkf_executor_last_stats(const vkf_executor *ex, int *executed, int *cached)
 {
     if (executed)

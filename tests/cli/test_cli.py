@@ -201,5 +201,20 @@ if VKFLOW_TEST:
     check(steps and max(steps) < 2000, "stopped before the end")
     check(not any(e["type"] == "execution_success" for e in seen), "no success after interrupt")
 
+# A node on the GPU: the device is created on first use, --profile lists
+# GPU time per op kind, the run reports peak device memory.
+if VKFLOW_TEST:
+    gpuwf = {"1": {"class_type": "TestGpuMatmulSum", "inputs": {"n": 96}},
+             "9": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    p = subprocess.run([VKFLOW_TEST, "run", write("gpu.json", gpuwf), "--profile"],
+                       capture_output=True, text=True, timeout=120)
+    if "no usable Vulkan device" in p.stderr:
+        print("no Vulkan device: GPU CLI checks skipped", file=sys.stderr)
+    else:
+        check(p.returncode == 0, "gpu workflow runs: " + p.stderr)
+        check(p.stdout.strip() == "884736.0", "96^3 from the GPU: " + p.stdout)
+        check("device memory: peak" in p.stderr, "peak device memory reported")
+        check("GPU time by op" in p.stderr and "matmul" in p.stderr, "--profile table: " + p.stderr)
+
 print("test_cli: %d checks, %d failed" % (checks, failures), file=sys.stderr)
 sys.exit(1 if failures else 0)

@@ -62,6 +62,8 @@ int vkf_executor_run(vkf_executor *ex, const vkf_graph *g, vkf_validation *val,
 void vkf_executor_interrupt(vkf_executor *ex);
 /* Drop every cached output. */
 void vkf_executor_clear_cache(vkf_executor *ex);
+/* The Vulkan device, or NULL if no node has needed one yet (borrowed). */
+vkf_gpu *vkf_executor_gpu(const vkf_executor *ex);
 /* Statistics of the last run: nodes executed and taken from cache. */
 void vkf_executor_last_stats(const vkf_executor *ex, int *executed, int *cached);
 
