@@ -1,7 +1,7 @@
 /*
  * Fused attention against the double-precision C reference: awkward
- * Nq/Nk/H (1, 7, 77, 127, 300 / 1, 13, 77, 513), head dims 40, 64 (the
- * D <= 80 module), 128, 24 and an unaligned 22 (zero-padded); f32/f16/bf16
+ * Nq/Nk/H (1, 7, 77, 127, 300 / 1, 13, 77, 513), head dims 40, 64, 80,
+ * 128, 24 and an unaligned 22 (zero-padded); f32/f16/bf16
  * storage; [B, N, H·D] inputs, permuted and sliced views read in place;
  * K/V broadcast over the batch; additive, key-padding, per-head-bias and
  * causal masks, a fully masked row; storage chunks of 16 KiB.
@@ -234,6 +234,7 @@ int main(void)
         {1, 3, 127, 77, 40, VKF_DTYPE_F32, MASK_FULL, true, false, 2},
         {2, 3, 13, 77, 40, VKF_DTYPE_F32, MASK_HEAD_BIAS, false, true, 2},
         {2, 8, 77, 77, 64, VKF_DTYPE_F16, MASK_NONE, true, false, 2},
+        {1, 3, 13, 77, 80, VKF_DTYPE_F32, MASK_NONE, true, false, 2},
         {2, 3, 7, 513, 40, VKF_DTYPE_BF16, MASK_KEYPAD, false, false, 2},
         {1, 3, 127, 513, 128, VKF_DTYPE_F32, MASK_NONE, false, false, 4},
     };

@@ -19,7 +19,9 @@ _Static_assert(sizeof(struct attention_push) <= 128, "push constants");
 
 const vkf_shader_layout vkf_attention_layouts[] = {
     {&vkf_shader_attention_40, 4, 0, sizeof(struct attention_push)},
+    {&vkf_shader_attention_64, 4, 0, sizeof(struct attention_push)},
     {&vkf_shader_attention_80, 4, 0, sizeof(struct attention_push)},
+    {&vkf_shader_attention_tex_64, 4, 2, sizeof(struct attention_push)},
     {&vkf_shader_attention_tex_40, 4, 2, sizeof(struct attention_push)},
     {&vkf_shader_attention_tex_80, 4, 2, sizeof(struct attention_push)},
     {&vkf_shader_attention_128, 4, 0, sizeof(struct attention_push)},
@@ -36,6 +38,7 @@ static const struct {
     const vkf_shader_code *shader, *tex;  /* tex: K/V as texel buffers */
 } kernels[] = {
     {40, 4, &vkf_shader_attention_40, &vkf_shader_attention_tex_40},
+    {64, 3, &vkf_shader_attention_64, &vkf_shader_attention_tex_64},
     {80, 2, &vkf_shader_attention_80, &vkf_shader_attention_tex_80},
     {128, 1, &vkf_shader_attention_128, NULL},
     {256, 1, &vkf_shader_attention_256, NULL},
