@@ -1,8 +1,11 @@
 /* Error strings, counted allocation with failure injection, logging. */
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "vkflow/common.h"
 
@@ -177,4 +180,34 @@ static void stderr_cb(void *priv, vkf_log_level lvl, const char *msg)
 vkf_log vkf_log_stderr(vkf_log_level level)
 {
     return (vkf_log){.level = level, .cb = stderr_cb};
+}
+
+char *vkf_uuid4(bool dashes)
+{
+    unsigned char b[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got != (ssize_t)sizeof(b)) {
+        /* No /dev/urandom (a chroot): a clock-and-pid seeded LCG is enough
+         * for ids that only need to differ. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t t = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+                     ((uint64_t)getpid() << 40);
+        for (int i = 0; i < 16; i++) {
+            t = t * 6364136223846793005ULL + 1442695040888963407ULL;
+            b[i] = (unsigned char)(t >> 56);
+        }
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    char out[40], *p = out;
+    for (int i = 0; i < 16; i++) {
+        if (dashes && (i == 4 || i == 6 || i == 8 || i == 10))
+            *p++ = '-';
+        p += snprintf(p, 3, "%02x", b[i]);
+    }
+    return vkf_strdup(out);
 }

@@ -80,27 +80,6 @@ static int64_t now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static char *make_uuid4(void)
-{
-    unsigned char b[16];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)sizeof(b)) {
-        uint64_t t = (uint64_t)now_ms() ^ ((uint64_t)getpid() << 32);
-        for (int i = 0; i < 16; i++) {
-            t = t * 6364136223846793005ULL + 1442695040888963407ULL;
-            b[i] = (unsigned char)(t >> 56);
-        }
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    return vkf_asprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-                        b[11], b[12], b[13], b[14], b[15]);
-}
-
 /* ---- events --------------------------------------------------------------- */
 
 static void emit(vkf_executor *ex, const char *type, cJSON *data, const char *prompt_id,
@@ -647,7 +626,7 @@ int vkf_executor_run(vkf_executor *ex, const vkf_graph *g, vkf_validation *val,
         err = VKF_EVALIDATION;
         goto fail;
     }
-    pid = g->prompt_id ? vkf_strdup(g->prompt_id) : make_uuid4();
+    pid = g->prompt_id ? vkf_strdup(g->prompt_id) : vkf_uuid4(true);
     VKF_CHECK_ALLOC(pid);
     rs.prompt_id = pid;
     int nb = rs.plan->nb;

@@ -90,29 +90,6 @@ static int empty_ok(vkf_http_response *resp)
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static char *make_uuid4(void)
-{
-    unsigned char b[16];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)sizeof(b)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        uint64_t t = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ ((uint64_t)getpid() << 40);
-        for (int i = 0; i < 16; i++) {
-            t = t * 6364136223846793005ULL + 1442695040888963407ULL;
-            b[i] = (unsigned char)(t >> 56);
-        }
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    return vkf_asprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                        b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10],
-                        b[11], b[12], b[13], b[14], b[15]);
-}
-
 /* Python truthiness of a JSON value. */
 static bool truthy(const cJSON *j)
 {
@@ -246,7 +223,7 @@ static int post_prompt(vkf_app *app, const vkf_http_request *req, const char *ar
         vkf_format_double(buf, sizeof(buf), jpid->valuedouble);
         prompt_id = vkf_strdup(buf);
     } else if (!jpid || cJSON_IsNull(jpid)) {
-        prompt_id = make_uuid4();
+        prompt_id = vkf_uuid4(true);
     } else {
         err = error_reply(resp, 400, "invalid_prompt", "\"prompt_id\" must be a string",
                           "prompt_id");

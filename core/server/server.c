@@ -749,30 +749,13 @@ static int ws_filter(vkf_server *srv, struct lws *wsi, pss *s)
     return 0;
 }
 
-static char *hex_uuid(void)
-{
-    unsigned char b[16];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)sizeof(b))
-        return NULL;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    char hex[33];
-    for (int i = 0; i < 16; i++)
-        snprintf(hex + 2 * i, 3, "%02x", b[i]);
-    return vkf_strdup(hex);
-}
-
 static int ws_established(vkf_server *srv, struct lws *wsi, pss *s)
 {
     ws_client *c = vkf_calloc(1, sizeof(*c));
     if (!c)
         return -1;
     c->wsi = wsi;
-    c->sid = s->ws_sid ? s->ws_sid : hex_uuid();
+    c->sid = s->ws_sid ? s->ws_sid : vkf_uuid4(false);
     s->ws_sid = NULL;
     if (!c->sid) {
         vkf_free(c);

@@ -39,6 +39,10 @@ await step("enqueue, progress over the websocket, result", async () => {
   assert.equal(progress.length, 5);
   assert.deepEqual(progress.map((p) => p.value), [1, 2, 3, 4, 5]);
   assert.ok(progress.every((p) => p.max === 5 && p.node === "1" && p.prompt_id === out.prompt_id));
+  // The client resolves on the first `executed` message, which comes before
+  // the run ends and its history record is written (as in ComfyUI): wait
+  // for the prompt to leave the queue first.
+  await client.waitForPrompt(out.prompt_id, 50, 10000);
   const outputs = await client.getPromptOutputs(out.prompt_id);
   assert.deepEqual(outputs, { "3": { text: ["5"] } });
 });

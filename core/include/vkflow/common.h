@@ -56,6 +56,11 @@ long vkf_alloc_count(void);      /* allocations attempted since start */
 long vkf_alloc_live(void);       /* blocks allocated and not yet freed */
 bool vkf_alloc_failed(void);     /* the armed failure has fired */
 
+/* A random (version 4) UUID: "8-4-4-4-12" hex digits, or 32 hex digits
+ * without dashes when `dashes` is false (ComfyUI's websocket sids).
+ * vkf_malloc'ed; NULL on allocation failure. */
+char *vkf_uuid4(bool dashes);
+
 /* Grow *arr (element size elem) so that it holds at least need elements. */
 int vkf_grow(void *arr_ptr, int *cap, int need, size_t elem);
 
