@@ -206,8 +206,11 @@ if VKFLOW_TEST:
 if VKFLOW_TEST:
     gpuwf = {"1": {"class_type": "TestGpuMatmulSum", "inputs": {"n": 96}},
              "9": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    # lavapipe's JIT leaks a few blocks LeakSanitizer cannot attribute (see
+    # scripts/test); vkflow's own allocations are checked by the unit tests.
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
     p = subprocess.run([VKFLOW_TEST, "run", write("gpu.json", gpuwf), "--profile"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, env=env)
     if "no usable Vulkan device" in p.stderr:
         print("no Vulkan device: GPU CLI checks skipped", file=sys.stderr)
     else:

@@ -230,7 +230,8 @@ static void check_offsets(vkf_gpu *gpu)
 /* Shape errors are VKF_EINVAL at the API boundary, nothing recorded. */
 static void check_errors(vkf_gpu *gpu)
 {
-    float *h = gt_random(2 * 4 * 5 * 5 * 3);
+    /* Large enough for every tensor below (the 4x4x7x7 weight is largest). */
+    float *h = gt_random(1024);
     vkf_tensor *x = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){2, 4, 5, 5}, h);
     vkf_tensor *w = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){6, 3, 3, 3}, h);
     vkf_tensor *w7 = gt_tensor(gpu, VKF_DTYPE_F32, 4, (int64_t[]){4, 4, 7, 7}, h);
