@@ -11,5 +11,8 @@ extern const vkf_node_def vkf_node_PrimitiveStringMultiline;
 extern const vkf_node_def vkf_node_PrimitiveBoolean;
 extern const vkf_node_def vkf_node_StringConcatenate;
 extern const vkf_node_def vkf_node_PreviewAny;
+extern const vkf_node_def vkf_node_LoadImage;
+extern const vkf_node_def vkf_node_SaveImage;
+extern const vkf_node_def vkf_node_PreviewImage;
 
 #endif

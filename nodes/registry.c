@@ -12,5 +12,8 @@ const vkf_node_def *const vkf_builtin_nodes[] = {
     &vkf_node_PrimitiveBoolean,
     &vkf_node_StringConcatenate,
     &vkf_node_PreviewAny,
+    &vkf_node_LoadImage,
+    &vkf_node_SaveImage,
+    &vkf_node_PreviewImage,
     NULL,
 };

@@ -338,6 +338,11 @@ static int check_range(vctx *c, int i, const vkf_input_def *in, const vkf_value 
 
 static int check_combo(vctx *c, int i, const vkf_input_def *in, const vkf_value *val)
 {
+    /* Input-directory images (LoadImage) may carry " [output]" suffixes and
+     * be uploaded after /object_info: as ComfyUI, the node's own validate
+     * checks them instead of the list. */
+    if (in->model_folder && !strcmp(in->model_folder, "input") && c->plan->nodes[i].def->validate)
+        return 0;
     char **opts;
     int n, err = vkf_combo_options(in, c->paths, &opts, &n);
     if (err < 0)

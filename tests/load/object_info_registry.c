@@ -220,6 +220,8 @@ int vkf_registry_add_object_info(vkf_registry *reg, const char *object_info_json
     }
     for (const cJSON *cls = root->child; cls; cls = cls->next) {
         vkf_node_def *def;
+        if (vkf_registry_find(reg, cls->string))
+            continue;   /* a built-in node: the real definition wins */
         if ((err = build_def(cls->string, cls, &def)) < 0)
             break;
         if ((err = vkf_registry_add(reg, def)) < 0)

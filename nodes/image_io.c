@@ -1,0 +1,841 @@
+/* LoadImage, SaveImage, PreviewImage (ComfyUI nodes.py): PNG in and out
+ * through libpng.  Other image formats are refused by name. */
+#include <dirent.h>
+#include <errno.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "nodes.h"
+#include "vkflow/paths.h"
+#include "vkflow/types.h"
+
+/* ---- SHA-256 (LoadImage's IS_CHANGED) ------------------------------------ */
+
+static const uint32_t sha_k[64] = {
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+    0xc67178f2,
+};
+
+static uint32_t ror(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+static void sha_block(uint32_t h[8], const uint8_t *p)
+{
+    uint32_t w[64], s[8];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+               (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+    for (int i = 16; i < 64; i++) {
+        uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+        uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+        w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+    }
+    memcpy(s, h, sizeof(s));
+    for (int i = 0; i < 64; i++) {
+        uint32_t t1 = s[7] + (ror(s[4], 6) ^ ror(s[4], 11) ^ ror(s[4], 25)) +
+                      ((s[4] & s[5]) ^ (~s[4] & s[6])) + sha_k[i] + w[i];
+        uint32_t t2 = (ror(s[0], 2) ^ ror(s[0], 13) ^ ror(s[0], 22)) +
+                      ((s[0] & s[1]) ^ (s[0] & s[2]) ^ (s[1] & s[2]));
+        memmove(s + 1, s, 7 * sizeof(uint32_t));
+        s[4] += t1;
+        s[0] = t1 + t2;
+    }
+    for (int i = 0; i < 8; i++)
+        h[i] += s[i];
+}
+
+/* Hex digest of data into out[65]. */
+static void sha256_hex(const uint8_t *data, size_t n, char out[65])
+{
+    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                     0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        sha_block(h, data + i);
+    uint8_t tail[128] = {0};
+    size_t rest = n - i, tl = rest + 9 <= 64 ? 64 : 128;
+    memcpy(tail, data + i, rest);
+    tail[rest] = 0x80;
+    uint64_t bits = (uint64_t)n * 8;
+    for (int k = 0; k < 8; k++)
+        tail[tl - 1 - k] = (uint8_t)(bits >> (8 * k));
+    for (size_t off = 0; off < tl; off += 64)
+        sha_block(h, tail + off);
+    for (int k = 0; k < 8; k++)
+        snprintf(out + 8 * k, 9, "%08x", h[k]);
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static int read_file(const char *path, uint8_t **data, size_t *size)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT ? VKF_ENOTFOUND : VKF_EIO;
+    uint8_t *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 65536;
+            uint8_t *nb = vkf_realloc(buf, ncap);
+            if (!nb) {
+                vkf_free(buf);
+                fclose(f);
+                return VKF_ENOMEM;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        vkf_free(buf);
+        return VKF_EIO;
+    }
+    *data = buf;
+    *size = n;
+    return 0;
+}
+
+static bool is_png(const uint8_t *d, size_t n)
+{
+    return n >= 8 && !png_sig_cmp(d, 0, 8);
+}
+
+/* Known image formats LoadImage cannot decode yet (named in the error). */
+static const char *other_format(const uint8_t *d, size_t n)
+{
+    if (n >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
+        return "JPEG";
+    if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4))
+        return "WebP";
+    if (n >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6)))
+        return "GIF";
+    if (n >= 2 && d[0] == 'B' && d[1] == 'M')
+        return "BMP";
+    if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4)))
+        return "TIFF";
+    return NULL;
+}
+
+/* ---- PNG decoding ------------------------------------------------------------ */
+
+typedef struct png_src {
+    const uint8_t *data;
+    size_t size, pos;
+    char msg[200];
+    /* Decoded: rows of channels × (depth/8) bytes, big-endian samples. */
+    uint8_t *pixels;
+    uint8_t **rows;
+} png_src;
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    png_src *s = png_get_error_ptr(png);
+    snprintf(s->msg, sizeof(s->msg), "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static void png_read_mem(png_structp png, png_bytep out, size_t len)
+{
+    png_src *s = png_get_io_ptr(png);
+    if (len > s->size - s->pos)
+        png_error(png, "file is truncated");
+    memcpy(out, s->data + s->pos, len);
+    s->pos += len;
+}
+
+typedef struct decoded {
+    int w, h, ch;       /* ch: 3 or 4 */
+    float *rgb;         /* w*h*3 */
+    float *mask;        /* w*h (1 - alpha), NULL if no alpha */
+} decoded;
+
+/* The part under setjmp: every object it touches lives in *s or *out. */
+static int png_decode_inner(png_structp png, png_infop info, png_src *s, decoded *out)
+{
+    if (setjmp(png_jmpbuf(png)))
+        return VKF_EPARSE;
+    png_set_read_fn(png, s, png_read_mem);
+    png_set_user_limits(png, 1 << 16, 1 << 16);
+    png_read_info(png, info);
+    int ct = png_get_color_type(png, info);
+    if (ct == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(png);
+    if (ct == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8)
+        png_set_expand_gray_1_2_4_to_8(png);
+    /* PIL (ComfyUI) makes a mask from tRNS for palette images only. */
+    if (ct == PNG_COLOR_TYPE_PALETTE && png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_tRNS_to_alpha(png);
+    if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA)
+        png_set_gray_to_rgb(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
+    int ch = png_get_channels(png, info), depth = png_get_bit_depth(png, info);
+    if ((ch != 3 && ch != 4) || (depth != 8 && depth != 16))
+        png_error(png, "unexpected pixel layout");
+    size_t rowbytes = png_get_rowbytes(png, info);
+    s->pixels = vkf_malloc(rowbytes * (size_t)h);
+    s->rows = vkf_malloc(sizeof(*s->rows) * (size_t)h);
+    out->rgb = vkf_malloc(sizeof(float) * 3 * (size_t)w * (size_t)h);
+    if (ch == 4)
+        out->mask = vkf_malloc(sizeof(float) * (size_t)w * (size_t)h);
+    if (!s->pixels || !s->rows || !out->rgb || (ch == 4 && !out->mask)) {
+        snprintf(s->msg, sizeof(s->msg), "out of memory");
+        return VKF_ENOMEM;
+    }
+    for (int y = 0; y < h; y++)
+        s->rows[y] = s->pixels + (size_t)y * rowbytes;
+    png_read_image(png, s->rows);
+    png_read_end(png, NULL);
+    size_t npx = (size_t)w * (size_t)h;
+    for (size_t i = 0; i < npx; i++) {
+        for (int c = 0; c < ch; c++) {
+            size_t k = i * (size_t)ch + (size_t)c;
+            float v = depth == 8 ? s->pixels[k] / 255.0f
+                                 : (float)((s->pixels[2 * k] << 8) | s->pixels[2 * k + 1]) / 65535.0f;
+            if (c < 3)
+                out->rgb[i * 3 + (size_t)c] = v;
+            else
+                out->mask[i] = 1.0f - v;
+        }
+    }
+    out->w = w;
+    out->h = h;
+    out->ch = ch;
+    return 0;
+}
+
+static int png_decode(const uint8_t *data, size_t size, decoded *out, char *msg, size_t msgsize)
+{
+    png_src s = {.data = data, .size = size};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &s, png_on_error,
+                                             png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        snprintf(msg, msgsize, "out of memory");
+        return VKF_ENOMEM;
+    }
+    int err = png_decode_inner(png, info, &s, out);
+    png_destroy_read_struct(&png, &info, NULL);
+    vkf_free(s.pixels);
+    vkf_free(s.rows);
+    if (err < 0) {
+        vkf_free(out->rgb);
+        vkf_free(out->mask);
+        *out = (decoded){0};
+        snprintf(msg, msgsize, "%s", s.msg[0] ? s.msg : "decoding failed");
+    }
+    return err;
+}
+
+/* ---- LoadImage ------------------------------------------------------------------ */
+
+static int upload(vkf_gpu *gpu, int ndim, const int64_t *shape, const float *data,
+                  vkf_tensor **out)
+{
+    int err = vkf_tensor_create(gpu, VKF_DTYPE_F32, ndim, shape, out);
+    if (err >= 0 && (err = vkf_tensor_upload(*out, data)) < 0)
+        vkf_tensor_unref(out);
+    return err;
+}
+
+static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    const char *name = in[0].u.s;
+    char *path = NULL;
+    uint8_t *data = NULL;
+    size_t size = 0;
+    decoded d = {0};
+    float *zeros = NULL;
+    vkf_tensor *img = NULL, *mask = NULL;
+    char msg[200];
+    int err = vkf_paths_resolve_input(vkf_exec_paths(ctx), name, &path);
+    if (err < 0)
+        return vkf_exec_error(ctx, "LoadImage: cannot find image '%s' in the input directory", name);
+    err = read_file(path, &data, &size);
+    if (err < 0) {
+        err = vkf_exec_error(ctx, "LoadImage: cannot read '%s': %s", name, vkf_strerror(err));
+        goto fail;
+    }
+    if (!is_png(data, size)) {
+        const char *fmt = other_format(data, size);
+        err = fmt ? vkf_exec_error(ctx, "LoadImage: '%s': unsupported image format (%s)", name, fmt)
+                  : vkf_exec_error(ctx, "LoadImage: '%s': not an image file", name);
+        goto fail;
+    }
+    if ((err = png_decode(data, size, &d, msg, sizeof(msg))) < 0) {
+        err = err == VKF_ENOMEM ? err : vkf_exec_error(ctx, "LoadImage: '%s': corrupt PNG: %s", name, msg);
+        goto fail;
+    }
+    vkf_gpu *gpu;
+    if ((err = vkf_exec_gpu(ctx, &gpu)) < 0)
+        goto fail;
+    int64_t ishape[4] = {1, d.h, d.w, 3};
+    if ((err = upload(gpu, 4, ishape, d.rgb, &img)) < 0)
+        goto fail;
+    if (d.mask) {
+        int64_t mshape[3] = {1, d.h, d.w};
+        err = upload(gpu, 3, mshape, d.mask, &mask);
+    } else {
+        int64_t mshape[3] = {1, 64, 64};
+        zeros = vkf_calloc(64 * 64, sizeof(float));
+        err = zeros ? upload(gpu, 3, mshape, zeros, &mask) : VKF_ENOMEM;
+    }
+    if (err < 0)
+        goto fail;
+    err = vkf_value_set_image(&out[0], img);
+    img = NULL;
+    if (err >= 0)
+        err = vkf_value_set_mask(&out[1], mask);
+    mask = NULL;
+fail:
+    vkf_tensor_unref(&img);
+    vkf_tensor_unref(&mask);
+    vkf_free(zeros);
+    vkf_free(d.rgb);
+    vkf_free(d.mask);
+    vkf_free(data);
+    vkf_free(path);
+    return err;
+}
+
+/* IS_CHANGED: SHA-256 of the file, so an edited file reruns the node. */
+static int load_fingerprint(vkf_exec_ctx *ctx, const vkf_value *in, char **key)
+{
+    *key = NULL;
+    if (in[0].kind != VKF_VAL_STRING)
+        return 0;
+    char *path = NULL;
+    uint8_t *data = NULL;
+    size_t size;
+    if (vkf_paths_resolve_input(vkf_exec_paths(ctx), in[0].u.s, &path) < 0)
+        return 0;
+    int err = read_file(path, &data, &size);
+    vkf_free(path);
+    if (err == VKF_ENOMEM)
+        return err;
+    if (err < 0)
+        return 0;   /* "always run"; execution reports the error */
+    char hex[65];
+    sha256_hex(data, size, hex);
+    vkf_free(data);
+    *key = vkf_strdup(hex);
+    return *key ? 0 : VKF_ENOMEM;
+}
+
+static char *load_validate(const vkf_paths *paths, const vkf_value *in)
+{
+    if (in[0].kind != VKF_VAL_STRING)
+        return NULL;
+    char *path = NULL;
+    if (vkf_paths_resolve_input(paths, in[0].u.s, &path) < 0)
+        return vkf_asprintf("Invalid image file: %s", in[0].u.s);
+    vkf_free(path);
+    return NULL;
+}
+
+static const vkf_input_def load_inputs[] = {
+    {.name = "image", .type = VKF_T_COMBO, .flags = VKF_IN_IMAGE_UPLOAD, .model_folder = "input"},
+};
+static const vkf_output_def load_outputs[] = {{.type = "IMAGE"}, {.type = "MASK"}};
+
+const vkf_node_def vkf_node_LoadImage = {
+    .name = "LoadImage",
+    .display_name = "Load Image",
+    .category = "image",
+    .python_module = "nodes",
+    .inputs = load_inputs, .nb_inputs = 1,
+    .outputs = load_outputs, .nb_outputs = 2,
+    .execute = load_image,
+    .fingerprint = load_fingerprint,
+    .validate = load_validate,
+};
+
+/* ---- SaveImage / PreviewImage ---------------------------------------------------- */
+
+typedef struct sbuf {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = (b->n + n + 1) * 2;
+        char *ns = vkf_realloc(b->s, cap);
+        if (!ns) {
+            b->oom = true;
+            return;
+        }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+/* %width%, %height%, %year% ... as folder_paths.compute_vars (local time). */
+static char *expand_prefix(const char *prefix, int64_t w, int64_t h)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    struct { const char *key; char val[24]; } vars[8] = {
+        {"%width%", ""}, {"%height%", ""}, {"%year%", ""}, {"%month%", ""},
+        {"%day%", ""}, {"%hour%", ""}, {"%minute%", ""}, {"%second%", ""},
+    };
+    snprintf(vars[0].val, sizeof(vars[0].val), "%lld", (long long)w);
+    snprintf(vars[1].val, sizeof(vars[1].val), "%lld", (long long)h);
+    snprintf(vars[2].val, sizeof(vars[2].val), "%d", tm.tm_year + 1900);
+    snprintf(vars[3].val, sizeof(vars[3].val), "%02d", tm.tm_mon + 1);
+    snprintf(vars[4].val, sizeof(vars[4].val), "%02d", tm.tm_mday);
+    snprintf(vars[5].val, sizeof(vars[5].val), "%02d", tm.tm_hour);
+    snprintf(vars[6].val, sizeof(vars[6].val), "%02d", tm.tm_min);
+    snprintf(vars[7].val, sizeof(vars[7].val), "%02d", tm.tm_sec);
+    sbuf b = {0};
+    sb_add(&b, "", 0);
+    for (const char *p = prefix; *p;) {
+        size_t k = 0;
+        if (*p == '%')
+            for (; k < VKF_ARRAY_SIZE(vars); k++)
+                if (!strncmp(p, vars[k].key, strlen(vars[k].key)))
+                    break;
+        if (*p == '%' && k < VKF_ARRAY_SIZE(vars)) {
+            sb_add(&b, vars[k].val, strlen(vars[k].val));
+            p += strlen(vars[k].key);
+        } else {
+            sb_add(&b, p++, 1);
+        }
+    }
+    if (b.oom) {
+        vkf_free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+/* os.path.normpath: drops "." and empty components, resolves "a/.." pairs;
+ * a leading ".." or "/" stays (and is refused by vkf_paths_output_file). */
+static char *norm_prefix(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = vkf_malloc(len + 2), *tmp = vkf_strdup(s);
+    char **parts = vkf_calloc(len + 1, sizeof(*parts));
+    if (!out || !tmp || !parts) {
+        vkf_free(out);
+        vkf_free(tmp);
+        vkf_free(parts);
+        return NULL;
+    }
+    for (char *p = tmp; *p; p++)
+        if (*p == '\\')
+            *p = '/';
+    bool abs = tmp[0] == '/';
+    size_t np = 0;
+    char *save = NULL;
+    for (char *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(c, "."))
+            continue;
+        if (!strcmp(c, "..") && np && strcmp(parts[np - 1], ".."))
+            np--;
+        else if (!(abs && !np && !strcmp(c, "..")))
+            parts[np++] = c;
+    }
+    size_t n = 0;
+    if (abs)
+        out[n++] = '/';
+    for (size_t i = 0; i < np; i++) {
+        if (i)
+            out[n++] = '/';
+        size_t cl = strlen(parts[i]);
+        memcpy(out + n, parts[i], cl);
+        n += cl;
+    }
+    if (n == 0)
+        out[n++] = '.';
+    out[n] = 0;
+    vkf_free(tmp);
+    vkf_free(parts);
+    return out;
+}
+
+/* folder_paths.get_save_image_path's counter: 1 + the highest number of
+ * "<stem>_<digits>_..." entries in dir. */
+static int next_counter(const char *dir, const char *stem)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 1;
+    size_t sl = strlen(stem);
+    long best = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, stem, sl) || n[sl] != '_')
+            continue;
+        const char *p = n + sl + 1;
+        const char *end = strchr(p, '_');
+        size_t dl = end ? (size_t)(end - p) : strlen(p);
+        long v = 0;
+        bool digits = dl > 0 && dl < 10;
+        for (size_t i = 0; digits && i < dl; i++)
+            digits = p[i] >= '0' && p[i] <= '9';
+        for (size_t i = 0; digits && i < dl; i++)
+            v = v * 10 + (p[i] - '0');
+        if (digits && v > best)
+            best = v;
+    }
+    closedir(d);
+    return (int)best + 1;
+}
+
+/* JSON with non-ASCII characters as \uXXXX (Python's ensure_ascii), so the
+ * text fits a Latin-1 tEXt chunk. */
+static char *ascii_json(const char *s)
+{
+    sbuf b = {0};
+    sb_add(&b, "", 0);
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p) {
+        if (*p < 0x80) {
+            sb_add(&b, (const char *)p++, 1);
+            continue;
+        }
+        uint32_t cp;
+        int extra = *p >= 0xf0 ? 3 : *p >= 0xe0 ? 2 : *p >= 0xc0 ? 1 : 0;
+        cp = extra == 3 ? *p & 7u : extra == 2 ? *p & 15u : extra == 1 ? *p & 31u : 0xfffd;
+        p++;
+        for (int i = 0; i < extra && (*p & 0xc0) == 0x80; i++)
+            cp = cp << 6 | (*p++ & 0x3fu);
+        char esc[16];
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            snprintf(esc, sizeof(esc), "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+        } else {
+            snprintf(esc, sizeof(esc), "\\u%04x", cp);
+        }
+        sb_add(&b, esc, strlen(esc));
+    }
+    if (b.oom) {
+        vkf_free(b.s);
+        return NULL;
+    }
+    return b.s;
+}
+
+typedef struct png_dst {
+    vkf_atomic_file *file;
+    char msg[200];
+} png_dst;
+
+static void png_write_cb(png_structp png, png_bytep data, size_t len)
+{
+    png_dst *d = png_get_io_ptr(png);
+    if (vkf_atomic_file_write(d->file, data, len) < 0)
+        png_error(png, "write failed");
+}
+
+static void png_flush_cb(png_structp png)
+{
+    (void)png;
+}
+
+static void png_dst_error(png_structp png, png_const_charp msg)
+{
+    png_dst *d = png_get_error_ptr(png);
+    snprintf(d->msg, sizeof(d->msg), "%s", msg);
+    png_longjmp(png, 1);
+}
+
+typedef struct png_job {
+    int w, h, ch;
+    uint8_t *pixels;
+    uint8_t **rows;
+    png_text *text;
+    int ntext;
+    int level;
+} png_job;
+
+static int png_encode_inner(png_structp png, png_infop info, png_dst *d, const png_job *j)
+{
+    if (setjmp(png_jmpbuf(png)))
+        return VKF_EIO;
+    png_set_write_fn(png, d, png_write_cb, png_flush_cb);
+    png_set_compression_level(png, j->level);
+    png_set_IHDR(png, info, (png_uint_32)j->w, (png_uint_32)j->h, 8,
+                 j->ch == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (j->ntext)
+        png_set_text(png, info, j->text, j->ntext);
+    png_write_info(png, info);
+    png_write_image(png, j->rows);
+    png_write_end(png, info);
+    return 0;
+}
+
+static int write_png(const char *path, const png_job *j, char *msg, size_t msgsize)
+{
+    png_dst d = {0};
+    int err = vkf_atomic_file_open(&d.file, path);
+    if (err < 0) {
+        snprintf(msg, msgsize, "cannot create file: %s", vkf_strerror(err));
+        return err;
+    }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &d, png_dst_error,
+                                              png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        vkf_atomic_file_abort(&d.file);
+        snprintf(msg, msgsize, "out of memory");
+        return VKF_ENOMEM;
+    }
+    err = png_encode_inner(png, info, &d, j);
+    png_destroy_write_struct(&png, &info);
+    if (err >= 0)
+        err = vkf_atomic_file_commit(&d.file);
+    else
+        vkf_atomic_file_abort(&d.file);
+    if (err < 0)
+        snprintf(msg, msgsize, "%s", d.msg[0] ? d.msg : vkf_strerror(err));
+    return err;
+}
+
+static int save_common(vkf_exec_ctx *ctx, const vkf_value *in, bool temp)
+{
+    const char *node = temp ? "PreviewImage" : "SaveImage";
+    vkf_tensor *t = vkf_value_image(&in[0]);
+    if (!t || vkf_tensor_ndim(t) != 4)
+        return vkf_exec_error(ctx, "%s: images must be an IMAGE [B,H,W,C]", node);
+    const int64_t *sh = vkf_tensor_shape(t);
+    int64_t B = sh[0], H = sh[1], W = sh[2], C = sh[3];
+    if (C < 1 || C > 4 || H < 1 || W < 1 || H > (1 << 24) || W > (1 << 24))
+        return vkf_exec_error(ctx, "%s: cannot save an image of shape [%lld,%lld,%lld,%lld]", node,
+                              (long long)B, (long long)H, (long long)W, (long long)C);
+    const vkf_paths *paths = vkf_exec_paths(ctx);
+    char prefix_buf[64];
+    const char *prefix = in[1].kind == VKF_VAL_STRING ? in[1].u.s : "ComfyUI";
+    if (temp) {
+        static const char letters[] = "abcdefghijklmnopqrstupvxyz";
+        uint64_t r = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20) ^ (uint64_t)(uintptr_t)ctx;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull;
+        char rnd[6];
+        for (int i = 0; i < 5; i++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            rnd[i] = letters[r % (sizeof(letters) - 1)];
+        }
+        rnd[5] = 0;
+        snprintf(prefix_buf, sizeof(prefix_buf), "ComfyUI_temp_%s", rnd);
+        prefix = prefix_buf;
+    }
+    float *host = NULL;
+    char *expanded = NULL, *normed = NULL, *subfolder = NULL, *dirpath = NULL, *fname = NULL,
+         *full = NULL, *prompt = NULL, *workflow = NULL;
+    png_job j = {.w = (int)W, .h = (int)H, .ch = C == 4 ? 4 : 3, .level = temp ? 1 : 4};
+    png_text text[2];
+    char msg[200];
+    int err = 0;
+
+    expanded = strchr(prefix, '%') ? expand_prefix(prefix, W, H) : vkf_strdup(prefix);
+    VKF_CHECK_ALLOC(expanded);
+    normed = norm_prefix(expanded);
+    VKF_CHECK_ALLOC(normed);
+    const char *slash = strrchr(normed, '/');
+    const char *stem = slash ? slash + 1 : normed;
+    subfolder = slash ? vkf_strdup(normed) : vkf_strdup("");
+    VKF_CHECK_ALLOC(subfolder);
+    if (slash)
+        subfolder[slash - normed] = 0;
+    if (!*stem || (slash && !*subfolder)) {
+        err = vkf_exec_error(ctx, "%s: invalid filename_prefix '%s'", node, prefix);
+        goto fail;
+    }
+    /* The folder (created, and checked not to escape the root). */
+    err = vkf_paths_output_file(paths, temp, subfolder, "probe", &dirpath);
+    if (err < 0) {
+        err = vkf_exec_error(ctx,
+                             "%s: Saving image outside the %s folder is not allowed. "
+                             "full_output_folder: %s, filename_prefix: %s",
+                             node, temp ? "temp" : "output", subfolder, prefix);
+        goto fail;
+    }
+    *strrchr(dirpath, '/') = 0;
+    int counter = next_counter(dirpath, stem);
+
+    const char *pj = vkf_exec_prompt_json(ctx), *wj = vkf_exec_workflow_json(ctx);
+    if (pj) {
+        prompt = ascii_json(pj);
+        VKF_CHECK_ALLOC(prompt);
+        text[j.ntext++] = (png_text){.compression = PNG_TEXT_COMPRESSION_NONE,
+                                     .key = "prompt", .text = prompt};
+    }
+    if (wj) {
+        workflow = ascii_json(wj);
+        VKF_CHECK_ALLOC(workflow);
+        text[j.ntext++] = (png_text){.compression = PNG_TEXT_COMPRESSION_NONE,
+                                     .key = "workflow", .text = workflow};
+    }
+    j.text = text;
+
+    size_t plane = (size_t)H * (size_t)W * (size_t)C;
+    host = vkf_malloc(plane * (size_t)B * sizeof(float));
+    j.pixels = vkf_malloc((size_t)H * (size_t)W * (size_t)j.ch);
+    j.rows = vkf_malloc(sizeof(*j.rows) * (size_t)H);
+    if (!host || !j.pixels || !j.rows) {
+        err = VKF_ENOMEM;
+        goto fail;
+    }
+    if ((err = vkf_tensor_download(t, host)) < 0) {
+        err = vkf_exec_error(ctx, "%s: reading the image from the GPU failed: %s", node,
+                             vkf_strerror(err));
+        goto fail;
+    }
+    for (int64_t y = 0; y < H; y++)
+        j.rows[y] = j.pixels + (size_t)y * (size_t)W * (size_t)j.ch;
+    for (int64_t b = 0; b < B; b++) {
+        const float *src = host + (size_t)b * plane;
+        for (size_t px = 0; px < (size_t)H * (size_t)W; px++) {
+            for (int c = 0; c < j.ch; c++) {
+                float v = src[px * (size_t)C + (size_t)(C == 1 ? 0 : c)] * 255.0f;
+                v = v > 0.0f ? v : 0.0f;   /* NaN -> 0 as well */
+                v = v < 255.0f ? v : 255.0f;
+                j.pixels[px * (size_t)j.ch + (size_t)c] = (uint8_t)v;
+            }
+        }
+        /* %batch_num% in the stem is the batch index. */
+        sbuf nb = {0};
+        sb_add(&nb, "", 0);
+        for (const char *p = stem; *p;) {
+            if (!strncmp(p, "%batch_num%", 11)) {
+                char num[24];
+                snprintf(num, sizeof(num), "%lld", (long long)b);
+                sb_add(&nb, num, strlen(num));
+                p += 11;
+            } else {
+                sb_add(&nb, p++, 1);
+            }
+        }
+        if (nb.oom) {
+            vkf_free(nb.s);
+            err = VKF_ENOMEM;
+            goto fail;
+        }
+        fname = vkf_asprintf("%s_%05d_.png", nb.s, counter);
+        vkf_free(nb.s);
+        VKF_CHECK_ALLOC(fname);
+        err = vkf_paths_output_file(paths, temp, subfolder, fname, &full);
+        if (err < 0) {
+            err = vkf_exec_error(ctx, "%s: invalid output file name '%s'", node, fname);
+            goto fail;
+        }
+        if ((err = write_png(full, &j, msg, sizeof(msg))) < 0) {
+            err = err == VKF_ENOMEM ? err
+                                    : vkf_exec_error(ctx, "%s: writing '%s' failed: %s", node, full, msg);
+            goto fail;
+        }
+        if ((err = vkf_exec_ui_file(ctx, "images", fname, subfolder, temp ? "temp" : "output")) < 0)
+            goto fail;
+        vkf_free(fname);
+        vkf_free(full);
+        fname = full = NULL;
+        counter++;
+    }
+fail:
+    vkf_free(host);
+    vkf_free(j.pixels);
+    vkf_free(j.rows);
+    vkf_free(expanded);
+    vkf_free(normed);
+    vkf_free(subfolder);
+    vkf_free(dirpath);
+    vkf_free(fname);
+    vkf_free(full);
+    vkf_free(prompt);
+    vkf_free(workflow);
+    return err;
+}
+
+static int save_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    (void)out;
+    return save_common(ctx, in, false);
+}
+
+static int preview_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    (void)out;
+    return save_common(ctx, in, true);
+}
+
+static const vkf_input_def save_inputs[] = {
+    {.name = "images", .type = "IMAGE", .tooltip = "The images to save."},
+    {.name = "filename_prefix", .type = VKF_T_STRING, .sdef = "ComfyUI",
+     .tooltip = "The prefix for the file to save. This may include formatting information "
+                "such as %date:yyyy-MM-dd% or %Empty Latent Image.width% to include values "
+                "from nodes."},
+    {.name = "prompt", .type = "PROMPT", .flags = VKF_IN_HIDDEN},
+    {.name = "extra_pnginfo", .type = "EXTRA_PNGINFO", .flags = VKF_IN_HIDDEN},
+};
+
+const vkf_node_def vkf_node_SaveImage = {
+    .name = "SaveImage",
+    .display_name = "Save Image",
+    .category = "image",
+    .description = "Saves the input images to your ComfyUI output directory.",
+    .python_module = "nodes",
+    .inputs = save_inputs, .nb_inputs = 4,
+    .flags = VKF_NODE_OUTPUT,
+    .execute = save_image,
+};
+
+static const vkf_input_def preview_inputs[] = {
+    {.name = "images", .type = "IMAGE"},
+    {.name = "prompt", .type = "PROMPT", .flags = VKF_IN_HIDDEN},
+    {.name = "extra_pnginfo", .type = "EXTRA_PNGINFO", .flags = VKF_IN_HIDDEN},
+};
+
+const vkf_node_def vkf_node_PreviewImage = {
+    .name = "PreviewImage",
+    .display_name = "Preview Image",
+    .category = "image",
+    .description = "Saves the input images to your ComfyUI output directory.",
+    .python_module = "nodes",
+    .inputs = preview_inputs, .nb_inputs = 3,
+    .flags = VKF_NODE_OUTPUT,
+    .execute = preview_image,
+};
