@@ -685,6 +685,10 @@ static int save_common(vkf_exec_ctx *ctx, const vkf_value *in, bool temp)
         err = vkf_exec_error(ctx, "%s: invalid filename_prefix '%s'", node, prefix);
         goto fail;
     }
+    if (!(temp ? vkf_paths_temp_dir(paths) : vkf_paths_output_dir(paths))) {
+        err = vkf_exec_error(ctx, "%s: no %s directory configured", node, temp ? "temp" : "output");
+        goto fail;
+    }
     /* The folder (created, and checked not to escape the root). */
     err = vkf_paths_output_file(paths, temp, subfolder, "probe", &dirpath);
     if (err < 0) {

@@ -172,8 +172,18 @@ static int make_paths(const cli_config *cfg, vkf_paths **out)
         err = vkf_paths_set_input_dir(p, cfg->input_dir ? cfg->input_dir : "input");
     if (err >= 0)
         err = vkf_paths_set_output_dir(p, cfg->output_dir ? cfg->output_dir : "output");
-    if (err >= 0 && cfg->temp_dir)
-        err = vkf_paths_set_temp_dir(p, cfg->temp_dir);
+    if (err >= 0) {
+        if (cfg->temp_dir) {
+            err = vkf_paths_set_temp_dir(p, cfg->temp_dir);
+        } else {
+            /* The documented default: temp/ beside output/ (as serve). */
+            const char *o = vkf_paths_output_dir(p);
+            const char *slash = strrchr(o, '/');
+            char *t = vkf_asprintf("%.*s/temp", (int)(slash && slash != o ? slash - o : 0), o);
+            err = t ? vkf_paths_set_temp_dir(p, t) : VKF_ENOMEM;
+            vkf_free(t);
+        }
+    }
     if (err < 0) {
         vkf_paths_destroy(&p);
         return err;

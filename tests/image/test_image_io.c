@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../gpu/gpu_test.h"
+#include "graph/internal.h"
 #include "vkflow/vkflow.h"
 
 /* ---- a capture node: downloads its IMAGE and MASK for the checks --------- */
@@ -384,6 +385,26 @@ static void test_naming_metadata(void)
     CHECK(count_entries(tmp_dir) == 1);
 }
 
+/* The file's SHA-256 joins the cache key: same file -> cached, a changed
+ * file -> LoadImage runs again. */
+static void test_fingerprint(void)
+{
+    uint8_t px[4] = {10, 20, 30, 40};
+    write_test_png(path_in(in_dir, "fp.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 8, px, NULL, 0, NULL, 0);
+    int executed_n = -1, cached_n = -1;
+    CHECK(load_capture("fp.png") == 0);
+    CHECK(cap.img && cap.img[0] == 10 / 255.0f);
+    CHECK(load_capture("fp.png") == 0);
+    vkf_executor_last_stats(ex, &executed_n, &cached_n);
+    CHECK(executed_n == 0 && cached_n == 2);
+    px[0] = 200;
+    write_test_png(path_in(in_dir, "fp.png"), 2, 2, PNG_COLOR_TYPE_GRAY, 8, px, NULL, 0, NULL, 0);
+    CHECK(load_capture("fp.png") == 0);
+    vkf_executor_last_stats(ex, &executed_n, &cached_n);
+    CHECK(executed_n == 2 && cached_n == 0);
+    CHECK(cap.img && cap.img[0] == 200 / 255.0f);
+}
+
 /* Missing, truncated, non-PNG files: errors name the file. */
 static void test_errors(void)
 {
@@ -414,6 +435,28 @@ static void test_errors(void)
     CHECK(run(json, NULL, &msg) == VKF_ERUN);
     CHECK(msg && strstr(msg, "fake.jpg") && strstr(msg, "unsupported image format"));
     vkf_free(msg);
+}
+
+/* LoadImage's combo: image files directly in the input directory, sorted. */
+static void test_input_list(void)
+{
+    FILE *f = fopen(path_in(in_dir, "notes.txt"), "wb");
+    fclose(f);
+    mkdir(path_in(in_dir, "sub"), 0755);
+    f = fopen(path_in(in_dir, "sub/inner.png"), "wb");
+    fclose(f);
+    char **opts = NULL;
+    int n = 0;
+    CHECK(vkf_combo_options(&vkf_registry_find(reg, "LoadImage")->inputs[0], paths, &opts, &n) == 0);
+    bool has_gray = false, has_jpg = false, bad = false;
+    for (int i = 0; i < n; i++) {
+        has_gray |= !strcmp(opts[i], "gray.png");
+        has_jpg |= !strcmp(opts[i], "fake.jpg");
+        bad |= !strcmp(opts[i], "notes.txt") || strchr(opts[i], '/') != NULL;
+        bad |= i > 0 && strcmp(opts[i - 1], opts[i]) >= 0;
+    }
+    CHECK(has_gray && has_jpg && !bad);
+    vkf_strv_free(&opts, n);
 }
 
 /* A write that fails half-way (file size limit) leaves no file behind. */
@@ -476,7 +519,9 @@ int main(void)
     test_rgba_mask();
     test_formats();
     test_naming_metadata();
+    test_fingerprint();
     test_errors();
+    test_input_list();
     test_failed_save();
     test_roundtrip_shared();
 
