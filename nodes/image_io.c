@@ -1,6 +1,10 @@
 /* LoadImage, SaveImage, PreviewImage (ComfyUI nodes.py): PNG in and out
- * through libpng.  Other image formats are refused by name. */
+ * through libpng; LoadImage also decodes JPEG and still WebP with FFmpeg.
+ * Other image formats are refused by name. */
 #include <dirent.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
 #include <errno.h>
 #include <png.h>
 #include <stdio.h>
@@ -255,6 +259,110 @@ static int png_decode(const uint8_t *data, size_t size, decoded *out, char *msg,
     return err;
 }
 
+/* ---- JPEG / WebP through FFmpeg -------------------------------------------------- */
+
+/* One still image: the whole file is one packet (as FFmpeg's image2 demuxer
+ * does), converted to RGBA by swscale.  EXIF orientation is not applied. */
+static int ff_decode(const uint8_t *data, size_t size, enum AVCodecID id, decoded *out,
+                     char *msg, size_t msgsize)
+{
+    const AVCodec *codec = avcodec_find_decoder(id);
+    AVCodecContext *c = NULL;
+    AVPacket *pkt = NULL;
+    AVFrame *fr = NULL;
+    struct SwsContext *sws = NULL;
+    uint8_t *rgba = NULL;
+    int err = 0, ret = 0;
+    if (!codec) {
+        snprintf(msg, msgsize, "this FFmpeg has no decoder for it");
+        return VKF_EUNSUPPORTED;
+    }
+    if (size > INT32_MAX / 2) {
+        snprintf(msg, msgsize, "file too large");
+        return VKF_EUNSUPPORTED;
+    }
+    c = avcodec_alloc_context3(codec);
+    pkt = av_packet_alloc();
+    fr = av_frame_alloc();
+    if (!c || !pkt || !fr || av_new_packet(pkt, (int)size) < 0) {
+        err = VKF_ENOMEM;
+        goto fail;
+    }
+    memcpy(pkt->data, data, size);
+    c->thread_count = 1;
+    if ((ret = avcodec_open2(c, codec, NULL)) < 0 || (ret = avcodec_send_packet(c, pkt)) < 0 ||
+        (ret = avcodec_send_packet(c, NULL)) < 0 || (ret = avcodec_receive_frame(c, fr)) < 0)
+        goto fail;
+    int w = fr->width, h = fr->height;
+    if (w < 1 || h < 1 || w > (1 << 16) || h > (1 << 16)) {
+        ret = AVERROR_INVALIDDATA;
+        goto fail;
+    }
+    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(fr->format);
+    bool alpha = desc && (desc->flags & AV_PIX_FMT_FLAG_ALPHA);
+    /* The deprecated "J" formats are their YUV twins with full range. */
+    static const enum AVPixelFormat jfmt[][2] = {
+        {AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUV420P}, {AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUV422P},
+        {AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUV444P}, {AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUV440P},
+        {AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUV411P},
+    };
+    enum AVPixelFormat src_fmt = fr->format;
+    int full_range = fr->color_range == AVCOL_RANGE_JPEG;
+    for (size_t k = 0; k < VKF_ARRAY_SIZE(jfmt); k++) {
+        if (src_fmt == jfmt[k][0]) {
+            src_fmt = jfmt[k][1];
+            full_range = 1;
+        }
+    }
+    sws = sws_getContext(w, h, src_fmt, w, h, AV_PIX_FMT_RGBA,
+                         SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
+    if (sws) {
+        const int *coefs = sws_getCoefficients(SWS_CS_DEFAULT);
+        sws_setColorspaceDetails(sws, coefs, full_range, coefs, 1, 0, 1 << 16, 1 << 16);
+    }
+    size_t npx = (size_t)w * (size_t)h;
+    rgba = vkf_malloc(npx * 4);
+    out->rgb = vkf_malloc(sizeof(float) * 3 * npx);
+    if (alpha)
+        out->mask = vkf_malloc(sizeof(float) * npx);
+    if (!sws || !rgba || !out->rgb || (alpha && !out->mask)) {
+        err = VKF_ENOMEM;
+        goto fail;
+    }
+    uint8_t *dst[4] = {rgba};
+    int dst_ls[4] = {w * 4};
+    sws_scale(sws, (const uint8_t *const *)fr->data, fr->linesize, 0, h, dst, dst_ls);
+    for (size_t i = 0; i < npx; i++) {
+        for (int k = 0; k < 3; k++)
+            out->rgb[i * 3 + (size_t)k] = rgba[i * 4 + (size_t)k] / 255.0f;
+        if (alpha)
+            out->mask[i] = 1.0f - rgba[i * 4 + 3] / 255.0f;
+    }
+    out->w = w;
+    out->h = h;
+    out->ch = alpha ? 4 : 3;
+fail:
+    if (ret < 0) {
+        char e[AV_ERROR_MAX_STRING_SIZE] = {0};
+        av_strerror(ret, e, sizeof(e));
+        snprintf(msg, msgsize, "%s", e);
+        err = VKF_EPARSE;
+    }
+    if (err < 0) {
+        vkf_free(out->rgb);
+        vkf_free(out->mask);
+        *out = (decoded){0};
+        if (err == VKF_ENOMEM)
+            snprintf(msg, msgsize, "out of memory");
+    }
+    vkf_free(rgba);
+    sws_freeContext(sws);
+    av_frame_free(&fr);
+    av_packet_free(&pkt);
+    avcodec_free_context(&c);
+    return err;
+}
+
 /* ---- LoadImage ------------------------------------------------------------------ */
 
 static int upload(vkf_gpu *gpu, int ndim, const int64_t *shape, const float *data,
@@ -284,14 +392,25 @@ static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
         err = vkf_exec_error(ctx, "LoadImage: cannot read '%s': %s", name, vkf_strerror(err));
         goto fail;
     }
-    if (!is_png(data, size)) {
-        const char *fmt = other_format(data, size);
-        err = fmt ? vkf_exec_error(ctx, "LoadImage: '%s': unsupported image format (%s)", name, fmt)
-                  : vkf_exec_error(ctx, "LoadImage: '%s': not an image file", name);
+    const char *fmt = is_png(data, size) ? "PNG" : other_format(data, size);
+    if (!fmt) {
+        err = vkf_exec_error(ctx, "LoadImage: '%s': not an image file", name);
         goto fail;
     }
-    if ((err = png_decode(data, size, &d, msg, sizeof(msg))) < 0) {
-        err = err == VKF_ENOMEM ? err : vkf_exec_error(ctx, "LoadImage: '%s': corrupt PNG: %s", name, msg);
+    if (!strcmp(fmt, "PNG"))
+        err = png_decode(data, size, &d, msg, sizeof(msg));
+    else if (!strcmp(fmt, "JPEG") || !strcmp(fmt, "WebP"))
+        err = ff_decode(data, size, fmt[0] == 'J' ? AV_CODEC_ID_MJPEG : AV_CODEC_ID_WEBP, &d,
+                        msg, sizeof(msg));
+    else
+        err = VKF_EUNSUPPORTED;
+    if (err == VKF_EUNSUPPORTED) {
+        err = vkf_exec_error(ctx, "LoadImage: '%s': unsupported image format (%s)", name, fmt);
+        goto fail;
+    }
+    if (err < 0) {
+        err = err == VKF_ENOMEM ? err
+                                : vkf_exec_error(ctx, "LoadImage: '%s': corrupt %s: %s", name, fmt, msg);
         goto fail;
     }
     vkf_gpu *gpu;

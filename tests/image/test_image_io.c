@@ -3,6 +3,8 @@
  * naming (counter, subfolders), embedded metadata, errors that name the
  * file, and no temporaries left by a failed save. */
 #include <dirent.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/opt.h>
 #include <png.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -405,6 +407,83 @@ static void test_fingerprint(void)
     CHECK(cap.img && cap.img[0] == 200 / 255.0f);
 }
 
+/* JPEG through FFmpeg: the size of the file, plausible values, no alpha. */
+static void test_jpeg(void)
+{
+    const char *data = getenv("VKF_SHARED_DATA");
+    char src[1024];
+    snprintf(src, sizeof(src), "%s/images/elephant-660-480.jpg", data ? data : "");
+    if (!data || !exists(src)) {
+        fprintf(stderr, "no shared JPEG: skipping the JPEG check\n");
+        return;
+    }
+    copy_file(src, path_in(in_dir, "elephant.jpg"), (size_t)-1);
+    CHECK(load_capture("elephant.jpg") == 0);
+    CHECK(cap.ishape[0] == 1 && cap.ishape[1] == 480 && cap.ishape[2] == 660 && cap.ishape[3] == 3);
+    CHECK(cap.mshape[1] == 64 && cap.mshape[2] == 64);
+    double sum = 0, lo = 1, hi = 0;
+    for (int64_t i = 0; cap.img && i < 480 * 660 * 3; i++) {
+        sum += cap.img[i];
+        lo = cap.img[i] < lo ? cap.img[i] : lo;
+        hi = cap.img[i] > hi ? cap.img[i] : hi;
+    }
+    CHECK(lo >= 0 && hi <= 1 && hi - lo > 0.5 && sum / (480 * 660 * 3) > 0.05);
+}
+
+/* Still WebP through FFmpeg: a lossless RGBA file (made with FFmpeg's
+ * libwebp encoder, when it has one) decodes exactly, alpha -> MASK. */
+static void test_webp(void)
+{
+    enum { W = 6, H = 4 };
+    const AVCodec *enc = avcodec_find_encoder_by_name("libwebp");
+    if (!enc) {
+        fprintf(stderr, "no libwebp encoder in FFmpeg: skipping the WebP check\n");
+        return;
+    }
+    AVCodecContext *c = avcodec_alloc_context3(enc);
+    AVFrame *fr = av_frame_alloc();
+    AVPacket *pkt = av_packet_alloc();
+    c->width = W;
+    c->height = H;
+    c->pix_fmt = AV_PIX_FMT_BGRA;
+    c->time_base = (AVRational){1, 25};
+    av_opt_set_int(c->priv_data, "lossless", 1, 0);
+    CHECK(avcodec_open2(c, enc, NULL) == 0);
+    fr->width = W;
+    fr->height = H;
+    fr->format = AV_PIX_FMT_BGRA;
+    CHECK(av_frame_get_buffer(fr, 0) == 0);
+    uint8_t want[W * H * 4];   /* RGBA */
+    for (int y = 0; y < H; y++) {
+        for (int x = 0; x < W; x++) {
+            uint8_t *w = want + (y * W + x) * 4, *b = fr->data[0] + y * fr->linesize[0] + x * 4;
+            w[0] = (uint8_t)(x * 40 + 3);
+            w[1] = (uint8_t)(y * 60 + 7);
+            w[2] = (uint8_t)(x * y * 9);
+            w[3] = (uint8_t)(255 - (x + y * W) * 9);
+            b[0] = w[2];
+            b[1] = w[1];
+            b[2] = w[0];
+            b[3] = w[3];
+        }
+    }
+    CHECK(avcodec_send_frame(c, fr) == 0 && avcodec_send_frame(c, NULL) == 0);
+    CHECK(avcodec_receive_packet(c, pkt) == 0);
+    FILE *f = fopen(path_in(in_dir, "still.webp"), "wb");
+    fwrite(pkt->data, 1, (size_t)pkt->size, f);
+    fclose(f);
+    av_packet_free(&pkt);
+    av_frame_free(&fr);
+    avcodec_free_context(&c);
+    CHECK(load_capture("still.webp") == 0);
+    CHECK(cap.ishape[1] == H && cap.ishape[2] == W && cap.mshape[1] == H && cap.mshape[2] == W);
+    for (int i = 0; cap.img && cap.mshape[2] == W && i < W * H; i++) {
+        for (int k = 0; k < 3; k++)
+            CHECK(cap.img[i * 3 + k] == want[i * 4 + k] / 255.0f);
+        CHECK(cap.mask[i] == 1.0f - want[i * 4 + 3] / 255.0f);
+    }
+}
+
 /* Missing, truncated, non-PNG files: errors name the file. */
 static void test_errors(void)
 {
@@ -433,7 +512,16 @@ static void test_errors(void)
     fclose(f);
     snprintf(json, sizeof(json), LOAD_CAPTURE("%s"), "fake.jpg");
     CHECK(run(json, NULL, &msg) == VKF_ERUN);
-    CHECK(msg && strstr(msg, "fake.jpg") && strstr(msg, "unsupported image format"));
+    CHECK(msg && strstr(msg, "fake.jpg") && strstr(msg, "corrupt JPEG"));
+    vkf_free(msg);
+    msg = NULL;
+
+    f = fopen(path_in(in_dir, "anim.gif"), "wb");
+    fwrite("GIF89a\1\0\1\0\0\0\0;", 1, 14, f);
+    fclose(f);
+    snprintf(json, sizeof(json), LOAD_CAPTURE("%s"), "anim.gif");
+    CHECK(run(json, NULL, &msg) == VKF_ERUN);
+    CHECK(msg && strstr(msg, "anim.gif") && strstr(msg, "unsupported image format (GIF)"));
     vkf_free(msg);
 }
 
@@ -520,6 +608,8 @@ int main(void)
     test_formats();
     test_naming_metadata();
     test_fingerprint();
+    test_jpeg();
+    test_webp();
     test_errors();
     test_input_list();
     test_failed_save();
