@@ -426,6 +426,38 @@ const char *vkf_paths_input_dir(const vkf_paths *p) { return p ? p->input_dir : 
 const char *vkf_paths_output_dir(const vkf_paths *p) { return p ? p->output_dir : NULL; }
 const char *vkf_paths_temp_dir(const vkf_paths *p) { return p ? p->temp_dir : NULL; }
 
+int vkf_paths_create_from(const vkf_paths_config *cfg, const vkf_log *log, vkf_paths **out)
+{
+    vkf_paths *p;
+    int err = vkf_paths_create(&p, log);
+    if (err < 0)
+        return err;
+    for (int i = 0; i < cfg->nb_models && err >= 0; i++)
+        err = vkf_paths_add_models_root(p, cfg->models[i]);
+    for (int i = 0; i < cfg->nb_extra_yaml && err >= 0; i++)
+        err = vkf_paths_load_extra_yaml(p, cfg->extra_yaml[i]);
+    if (err >= 0)
+        err = vkf_paths_set_input_dir(p, cfg->input_dir ? cfg->input_dir : "input");
+    if (err >= 0)
+        err = vkf_paths_set_output_dir(p, cfg->output_dir ? cfg->output_dir : "output");
+    if (err >= 0 && cfg->temp_dir) {
+        err = vkf_paths_set_temp_dir(p, cfg->temp_dir);
+    } else if (err >= 0) {
+        /* ComfyUI keeps temp/ beside output/. */
+        const char *o = p->output_dir;
+        const char *slash = strrchr(o, '/');
+        char *t = vkf_asprintf("%.*s/temp", (int)(slash && slash != o ? slash - o : 0), o);
+        err = t ? vkf_paths_set_temp_dir(p, t) : VKF_ENOMEM;
+        vkf_free(t);
+    }
+    if (err < 0) {
+        vkf_paths_destroy(&p);
+        return err;
+    }
+    *out = p;
+    return 0;
+}
+
 /* ---- listing ------------------------------------------------------------- */
 
 typedef struct walk {
@@ -1195,4 +1227,57 @@ void vkf_atomic_file_abort(vkf_atomic_file **pf)
     vkf_free(f->final_path);
     vkf_free(f);
     *pf = NULL;
+}
+
+static int cmp_image_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* LoadImage's list: the image files directly in the input directory
+ * (os.listdir + filter_files_content_types "image"), sorted. */
+int vkf_paths_list_input_images(const vkf_paths *paths, char ***opts, int *count)
+{
+    static const char *const exts[] = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp",
+                                       ".tif", ".tiff", ".avif", ".jxl", ".ico", ".apng"};
+    const char *dir = vkf_paths_input_dir(paths);
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return 0;
+    char **v = NULL;
+    int n = 0, cap = 0, err = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *ext = strrchr(e->d_name, '.');
+        bool image = false;
+        for (size_t k = 0; ext && ext != e->d_name && k < VKF_ARRAY_SIZE(exts); k++)
+            image = image || strcasecmp(ext, exts[k]) == 0;
+        char *full = image ? vkf_asprintf("%s/%s", dir, e->d_name) : NULL;
+        struct stat st;
+        if (image && !full) {
+            err = VKF_ENOMEM;
+            break;
+        }
+        if (full && stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+            char *name = vkf_strdup(e->d_name);
+            if (!name || (err = vkf_grow(&v, &cap, n + 1, sizeof(*v))) < 0) {
+                vkf_free(name);
+                vkf_free(full);
+                err = err < 0 ? err : VKF_ENOMEM;
+                break;
+            }
+            v[n++] = name;
+        }
+        vkf_free(full);
+    }
+    closedir(d);
+    if (err < 0) {
+        vkf_strv_free(&v, n);
+        return err;
+    }
+    if (n > 1)
+        qsort(v, (size_t)n, sizeof(*v), cmp_image_name);
+    *opts = v;
+    *count = n;
+    return 0;
 }

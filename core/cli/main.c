@@ -160,36 +160,12 @@ static vkf_log g_log;
 
 static int make_paths(const cli_config *cfg, vkf_paths **out)
 {
-    vkf_paths *p;
-    int err = vkf_paths_create(&p, &g_log);
-    if (err < 0)
-        return err;
-    for (int i = 0; i < cfg->nb_models && err >= 0; i++)
-        err = vkf_paths_add_models_root(p, cfg->models[i]);
-    for (int i = 0; i < cfg->nb_extra_yaml && err >= 0; i++)
-        err = vkf_paths_load_extra_yaml(p, cfg->extra_yaml[i]);
-    if (err >= 0)
-        err = vkf_paths_set_input_dir(p, cfg->input_dir ? cfg->input_dir : "input");
-    if (err >= 0)
-        err = vkf_paths_set_output_dir(p, cfg->output_dir ? cfg->output_dir : "output");
-    if (err >= 0) {
-        if (cfg->temp_dir) {
-            err = vkf_paths_set_temp_dir(p, cfg->temp_dir);
-        } else {
-            /* The documented default: temp/ beside output/ (as serve). */
-            const char *o = vkf_paths_output_dir(p);
-            const char *slash = strrchr(o, '/');
-            char *t = vkf_asprintf("%.*s/temp", (int)(slash && slash != o ? slash - o : 0), o);
-            err = t ? vkf_paths_set_temp_dir(p, t) : VKF_ENOMEM;
-            vkf_free(t);
-        }
-    }
-    if (err < 0) {
-        vkf_paths_destroy(&p);
-        return err;
-    }
-    *out = p;
-    return 0;
+    vkf_paths_config pc = {
+        .models = cfg->models, .nb_models = cfg->nb_models,
+        .extra_yaml = cfg->extra_yaml, .nb_extra_yaml = cfg->nb_extra_yaml,
+        .input_dir = cfg->input_dir, .output_dir = cfg->output_dir, .temp_dir = cfg->temp_dir,
+    };
+    return vkf_paths_create_from(&pc, &g_log, out);
 }
 
 #ifdef VKF_CLI_TEST_NODES

@@ -1,12 +1,8 @@
 /* ComfyUI's /object_info description of nodes, and input configs. */
-#include <dirent.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
 
 #include "graph/internal.h"
 
@@ -17,59 +13,6 @@ void vkf_cjson_init(void)
 {
     static cJSON_Hooks hooks = {hook_malloc, hook_free};
     cJSON_InitHooks(&hooks);
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* LoadImage's list: the image files directly in the input directory
- * (os.listdir + filter_files_content_types "image"), sorted. */
-static int input_images(const vkf_paths *paths, char ***opts, int *count)
-{
-    static const char *const exts[] = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp",
-                                       ".tif", ".tiff", ".avif", ".jxl", ".ico", ".apng"};
-    const char *dir = vkf_paths_input_dir(paths);
-    DIR *d = dir ? opendir(dir) : NULL;
-    if (!d)
-        return 0;
-    char **v = NULL;
-    int n = 0, cap = 0, err = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *ext = strrchr(e->d_name, '.');
-        bool image = false;
-        for (size_t k = 0; ext && ext != e->d_name && k < VKF_ARRAY_SIZE(exts); k++)
-            image = image || strcasecmp(ext, exts[k]) == 0;
-        char *full = image ? vkf_asprintf("%s/%s", dir, e->d_name) : NULL;
-        struct stat st;
-        if (image && !full) {
-            err = VKF_ENOMEM;
-            break;
-        }
-        if (full && stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
-            char *name = vkf_strdup(e->d_name);
-            if (!name || (err = vkf_grow(&v, &cap, n + 1, sizeof(*v))) < 0) {
-                vkf_free(name);
-                vkf_free(full);
-                err = err < 0 ? err : VKF_ENOMEM;
-                break;
-            }
-            v[n++] = name;
-        }
-        vkf_free(full);
-    }
-    closedir(d);
-    if (err < 0) {
-        vkf_strv_free(&v, n);
-        return err;
-    }
-    if (n > 1)
-        qsort(v, (size_t)n, sizeof(*v), cmp_name);
-    *opts = v;
-    *count = n;
-    return 0;
 }
 
 int vkf_combo_options(const vkf_input_def *in, const vkf_paths *paths,
@@ -95,7 +38,7 @@ int vkf_combo_options(const vkf_input_def *in, const vkf_paths *paths,
         return 0;
     }
     if (in->model_folder && paths && !strcmp(in->model_folder, "input"))
-        return input_images(paths, opts, count);
+        return vkf_paths_list_input_images(paths, opts, count);
     if (in->model_folder && paths) {
         int err = vkf_paths_list(paths, in->model_folder, opts, count);
         /* A folder nobody configured is an empty list, not an error. */

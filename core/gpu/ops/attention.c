@@ -167,13 +167,8 @@ static int attention(vkf_gpu *gpu, vkf_tensor *q, vkf_tensor *k, vkf_tensor *v,
     if (bcast && kernels[ki].tex && ka->st->nchunks == 1 && va->st->nchunks == 1 &&
         ka->dtype != VKF_DTYPE_BF16 && va->dtype != VKF_DTYPE_BF16) {
         shader = kernels[ki].tex;
-        d.texels[0] = ka;
-        d.texels[1] = va;
-        d.texel_formats[0] = ka->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_RGBA16F
-                                                         : VKF_TEXEL_RGBA32F;
-        d.texel_formats[1] = va->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_RGBA16F
-                                                         : VKF_TEXEL_RGBA32F;
-        d.ntexels = 2;
+        vkf_dispatch_add_texel(&d, ka, true);
+        vkf_dispatch_add_texel(&d, va, true);
     }
     VKF_TRY(vkf_op_pipeline_tex(gpu, shader, slots, 4, extra, 5, d.ntexels, sizeof(pc),
                                 &d.pipe));

@@ -171,17 +171,10 @@ int vkf_op_conv_tiled(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *w,
         .push = &pc,
         .groups = {gx, vkf_div_up(tiles, gx), (uint32_t)g->n * co_tiles},
     };
-    if (x_tex) {
-        bool xh = xc->dtype == VKF_DTYPE_F16;
-        d.texels[d.ntexels] = xc;
-        d.texel_formats[d.ntexels++] = vec ? (xh ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
-                                           : (xh ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
-    }
-    if (w_tex) {
-        d.texels[d.ntexels] = wc;
-        d.texel_formats[d.ntexels++] =
-            wc->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_R16F : VKF_TEXEL_R32F;
-    }
+    if (x_tex)
+        vkf_dispatch_add_texel(&d, xc, vec);
+    if (w_tex)
+        vkf_dispatch_add_texel(&d, wc, false);
     VKF_TRY(vkf_op_pipeline_tex(gpu, shader, slots, 4, extra, 8, d.ntexels,
                                 sizeof(pc), &d.pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &d));

@@ -177,16 +177,8 @@ int vkf_op_matmul_tiled(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b,
         /* Texel paths read B as vec4s, A as vec4s except in the column-
          * lane [K, N] kernel, which broadcasts scalars of A. */
         bool a_vec = trans_b || tile->lane_rows, b_vec = true;
-        bool h = ac->dtype == VKF_DTYPE_F16, hb = bc->dtype == VKF_DTYPE_F16;
-        d.texels[0] = ac;
-        d.texels[1] = bc;
-        d.texel_formats[0] = a_vec ? (h ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
-                                   : (h ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
-        d.texel_formats[1] = b_vec ? (hb ? VKF_TEXEL_RGBA16F : VKF_TEXEL_RGBA32F)
-                                   : (hb ? VKF_TEXEL_R16F : VKF_TEXEL_R32F);
-        if (bf16_b)
-            d.texel_formats[1] = b_vec ? VKF_TEXEL_RGBA16U : VKF_TEXEL_R16U;
-        d.ntexels = 2;
+        vkf_dispatch_add_texel(&d, ac, a_vec);
+        vkf_dispatch_add_texel(&d, bc, b_vec);
     }
     VKF_TRY(vkf_op_pipeline_tex(gpu, shader, slots, 4, extra, tile->lane_rows ? 6 : 7,
                                 d.ntexels, sizeof(pc), &pipe));

@@ -34,6 +34,19 @@ static inline int vkf_op_pipeline(vkf_gpu *gpu, const vkf_shader_code *shader,
                             0, push_size, out);
 }
 
+/* Binds t as the dispatch's next uniform texel buffer, read as scalars or
+ * vec4s in its storage dtype (f16 as 16-bit floats, bf16 as raw 16-bit
+ * words the shader widens, f32 as 32-bit floats). */
+static inline void vkf_dispatch_add_texel(vkf_dispatch *d, vkf_tensor *t, bool vec4)
+{
+    vkf_texel_format f = t->dtype == VKF_DTYPE_F16    ? VKF_TEXEL_R16F
+                         : t->dtype == VKF_DTYPE_BF16 ? VKF_TEXEL_R16U
+                                                      : VKF_TEXEL_R32F;
+    /* Each RGBA format follows its single-channel one. */
+    d->texels[d->ntexels] = t;
+    d->texel_formats[d->ntexels++] = vec4 ? (vkf_texel_format)(f + 1) : f;
+}
+
 static inline uint32_t vkf_div_up(uint64_t a, uint64_t b)
 {
     return (uint32_t)((a + b - 1) / b);

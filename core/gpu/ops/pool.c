@@ -71,11 +71,8 @@ static int pool(vkf_gpu *gpu, bool max, vkf_tensor *x,
         .writes = {o}, .nwrites = 1, .reads = {xc}, .nreads = 1, .push = &pc,
         .groups = {vkf_div_up(pc.n, 256), 1, 1},
     };
-    if (tex) {
-        dp.texels[0] = xc;
-        dp.texel_formats[0] = xc->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_R16F : VKF_TEXEL_R32F;
-        dp.ntexels = 1;
-    }
+    if (tex)
+        vkf_dispatch_add_texel(&dp, xc, false);
     VKF_TRY(vkf_op_pipeline_tex(gpu, tex ? &vkf_shader_pool_tex : &vkf_shader_pool,
                                 slots, 2, extra, 3, dp.ntexels, sizeof(pc), &dp.pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &dp));

@@ -78,11 +78,8 @@ int vkf_op_upsample(vkf_gpu *gpu, vkf_tensor *x,
         .writes = {o}, .nwrites = 1, .reads = {xc}, .nreads = 1,
         .push = &pc, .groups = {vkf_div_up(pc.n, 256), 1, 1},
     };
-    if (tex) {
-        d.texels[0] = xc;
-        d.texel_formats[0] = xc->dtype == VKF_DTYPE_F16 ? VKF_TEXEL_R16F : VKF_TEXEL_R32F;
-        d.ntexels = 1;
-    }
+    if (tex)
+        vkf_dispatch_add_texel(&d, xc, false);
     VKF_TRY(vkf_op_pipeline_tex(gpu, tex ? &vkf_shader_upsample_tex : &vkf_shader_upsample,
                                 slots, 2, extra, 3, d.ntexels, sizeof(pc), &d.pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &d));

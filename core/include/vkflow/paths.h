@@ -25,6 +25,20 @@
 typedef struct vkf_paths vkf_paths;
 
 int vkf_paths_create(vkf_paths **out, const vkf_log *log);
+
+/* Everything a front end (CLI, server) sets up, in one struct. */
+typedef struct vkf_paths_config {
+    const char *const *models;      /* models roots, searched in order */
+    int nb_models;
+    const char *const *extra_yaml;  /* extra_model_paths.yaml files */
+    int nb_extra_yaml;
+    const char *input_dir;          /* NULL: "input" */
+    const char *output_dir;         /* NULL: "output" */
+    const char *temp_dir;           /* NULL: "temp" beside the output dir */
+} vkf_paths_config;
+
+/* vkf_paths_create + roots + YAML files + directories, as configured. */
+int vkf_paths_create_from(const vkf_paths_config *cfg, const vkf_log *log, vkf_paths **out);
 void vkf_paths_destroy(vkf_paths **p);
 
 /* A ComfyUI models root: DIR/<folder>/ for every known folder (old and new
@@ -51,6 +65,9 @@ const char *vkf_paths_canonical_folder(const vkf_paths *p, const char *folder);
  * folder's dirs, relative names with '/' separators.  *names is a
  * vkf_malloc'ed array of vkf_malloc'ed strings; free with vkf_strv_free. */
 int vkf_paths_list(const vkf_paths *p, const char *folder, char ***names, int *count);
+/* LoadImage's list: the image files directly in the input directory
+ * (ComfyUI lists one level), sorted; free with vkf_strv_free. */
+int vkf_paths_list_input_images(const vkf_paths *p, char ***names, int *count);
 /* Full path of a model by its relative name: first root that has it. */
 int vkf_paths_resolve(const vkf_paths *p, const char *folder, const char *name,
                       char **full_path);
