@@ -216,6 +216,12 @@ int vkf_zip_inflate(const wt_file *f, const char *what, const uint8_t *comp,
     if (size > WT_MAX_INFLATE || size > SIZE_MAX - 1)
         return wt_fail(f, VKF_EPARSE, "zip: entry '%s' claims %llu bytes", what,
                        (unsigned long long)size);
+    /* Deflate expands at most 1032:1; a larger claim is a corrupt (or
+     * hostile) header, refused before allocating for it. */
+    if (size / 1032 > comp_size + 64)
+        return wt_fail(f, VKF_EPARSE,
+                       "zip: entry '%s' claims %llu bytes from %llu compressed bytes", what,
+                       (unsigned long long)size, (unsigned long long)comp_size);
     uint8_t *buf = vkf_malloc((size_t)size + 1);
     if (!buf)
         return VKF_ENOMEM;
