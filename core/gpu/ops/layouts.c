@@ -1,6 +1,8 @@
 /* The host binding tables of the ops, for the SPIR-V reflection test. */
 #include "gpu/ops/op_util.h"
 
+extern const vkf_shader_layout vkf_latent_layouts[];
+
 const vkf_shader_layout *const vkf_op_layouts[] = {
     vkf_binary_layouts,
     vkf_unary_layouts,
@@ -14,5 +16,6 @@ const vkf_shader_layout *const vkf_op_layouts[] = {
     vkf_rope_layouts,
     vkf_embed_layouts,
     vkf_geglu_layouts,
+    vkf_latent_layouts,
     NULL,
 };

@@ -404,4 +404,24 @@ int vkf_op_timestep_embedding(vkf_gpu *gpu, vkf_tensor *t,
  * x[..., :C] · gelu_erf(x[..., C:]) [..., C]. */
 int vkf_op_geglu(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor **out);
 
+/* ---- latent-node ops (core/gpu/ops/latent_ops.c) ---- */
+
+/* ComfyUI's latent composites: a contiguous f32 copy of dst [B, C, H, W]
+ * with src [Bs, C, hs, ws] pasted at (top, left) >= 0, clipped to dst;
+ * batch b reads src[b mod Bs] and mask[b mod Bm].  mask: NULL (plain
+ * copy) or [Bm, hs, ws]: o = m·s + (1 − m)·d. */
+int vkf_op_composite(vkf_gpu *gpu, vkf_tensor *dst, vkf_tensor *src,
+                     vkf_tensor *mask, int64_t left, int64_t top,
+                     vkf_tensor **out);
+
+typedef enum vkf_resample_ext {
+    VKF_RESAMPLE_AREA = 0,         /* torch 'area' (adaptive_avg_pool2d) */
+    VKF_RESAMPLE_BICUBIC = 1,      /* torch 'bicubic', align_corners=False */
+    VKF_RESAMPLE_BISLERP = 2,      /* ComfyUI bislerp (4-D [N, C, H, W]) */
+} vkf_resample_ext;
+
+/* Resamples the last two dims of x to (ho, wo). */
+int vkf_op_resample_ext(vkf_gpu *gpu, vkf_tensor *x, vkf_resample_ext mode,
+                        int64_t ho, int64_t wo, vkf_tensor **out);
+
 #endif /* VKFLOW_GPU_H */
