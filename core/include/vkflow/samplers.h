@@ -31,7 +31,10 @@ typedef struct vkf_denoiser {
 typedef struct vkf_sample_params {
     const char *sampler;          /* ComfyUI name, e.g. "euler_ancestral" */
     /* Sampler-node parameters; has_params false → the sampler's defaults
-     * as KSampler uses them. */
+     * as KSampler uses them (eta 1, s_noise 1, r 0.5, lms order 4,
+     * solver_type by name; dpm_fast/dpm_adaptive: eta 0).  With has_params
+     * all of eta, s_noise and r are taken as given; solver_type NULL or ""
+     * and order 0 keep the defaults. */
     bool has_params;
     double eta, s_noise, r;
     const char *solver_type;      /* "midpoint" / "heun" */
@@ -42,8 +45,12 @@ typedef struct vkf_sample_params {
     int ndim;
     size_t n;
     /* Seed of the noise sampler (ComfyUI passes the KSampler seed as
-     * extra_args["seed"]); ancestral and SDE noise are drawn with torch's
-     * CPU generator as ComfyUI does on CPU. */
+     * extra_args["seed"]).  Ancestral noise is ComfyUI's CPU
+     * default_noise_sampler: torch's generator seeded with seed + 1, one
+     * randn of the latent per draw (bit-exact).  The SDE samplers
+     * (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde and their _gpu/_heun forms)
+     * use vkf_brownian_tree seeded with seed: same statistics as torchsde's
+     * BrownianTree, not the same numbers. */
     uint64_t seed;
     vkf_randn_kernel kernel;
     /* Called after each step with the current x and denoised (previews,
@@ -53,7 +60,10 @@ typedef struct vkf_sample_params {
     void *cb_opaque;
 } vkf_sample_params;
 
-/* KSampler's sampler list in ComfyUI's order; *n set to the count. */
+/* KSampler's sampler list in ComfyUI's order, the samplers vkflow
+ * implements (ComfyUI's deis, sa_solver, sa_solver_pece, uni_pc, uni_pc_bh2
+ * are missing: vkf_sample refuses them with VKF_EUNSUPPORTED); *n set to
+ * the count. */
 const char *const *vkf_sampler_names(int *n);
 bool vkf_sampler_exists(const char *name);
 
@@ -64,5 +74,24 @@ bool vkf_sampler_exists(const char *name);
  */
 int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model,
                const float *sigmas, int n_sigmas, float *x, const vkf_log *log);
+/* Returns 0, the denoiser's or callback's code (VKF_EINTERRUPTED ...),
+ * VKF_ENOTFOUND for an unknown sampler name, VKF_EUNSUPPORTED for a
+ * ComfyUI sampler not implemented here, VKF_EINVAL, VKF_ENOMEM. */
+
+/*
+ * vkflow's Brownian tree (stands in for torchsde's BrownianTree, whose
+ * numbers are not reproduced): one Brownian path W on [min(t0,t1),
+ * max(t0,t1)] of n-float values, W(lo) = 0, determined by seed alone, found
+ * by bisection with Brownian-bridge midpoints (docs/sampling.md).
+ */
+typedef struct vkf_brownian_tree vkf_brownian_tree;
+int vkf_brownian_tree_create(double t0, double t1, uint64_t seed, size_t n,
+                             vkf_randn_kernel kernel, vkf_brownian_tree **out);
+void vkf_brownian_tree_destroy(vkf_brownian_tree **t);
+/* W(t) into out (t clamped to the interval).  Not thread-safe per tree. */
+void vkf_brownian_tree_w(vkf_brownian_tree *t, double tq, float *out);
+/* ComfyUI's BrownianTreeNoiseSampler(σ, σ_next): (W(σ_next) − W(σ)) /
+ * √|σ_next − σ|, a standard normal per element. */
+void vkf_brownian_tree_noise(vkf_brownian_tree *t, float sigma, float sigma_next, float *out);
 
 #endif /* VKFLOW_SAMPLERS_H */

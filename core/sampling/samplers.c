@@ -1,0 +1,1878 @@
+/*
+ * The samplers of ComfyUI's KSampler list (comfy/k_diffusion/sampling.py,
+ * comfy/samplers.py), on host float32 arrays.  Each sampler follows
+ * ComfyUI's step formulas in the order torch evaluates them: scalar
+ * coefficients are 0-d float32 tensors there (sigmas[i] and everything
+ * computed from it) and are computed in float here, Python floats (eta,
+ * r, s_noise) in double and rounded when they meet a tensor; every tensor op
+ * is one rounding per element.  docs/sampling.md says what is exact.
+ *
+ * Noise: default_noise_sampler (a torch CPU generator seeded with seed + 1,
+ * one randn of the latent per call) bit for bit; the SDE samplers'
+ * BrownianTreeNoiseSampler by a Brownian tree of our own (see bt_*), with
+ * the same statistics as torchsde's but not its numbers.
+ */
+#include "fp_strict.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <vkflow/samplers.h>
+
+#include "torch_ops.h"
+
+/* ------------------------------------------------------------------------ */
+/* names                                                                     */
+
+/* comfy/samplers.py: KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2"]
+ * (SAMPLER_NAMES), the implemented ones, in ComfyUI's order. */
+static const char *const sampler_names[] = {
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp",
+    "heun", "heunpp2", "exp_heun_2_x0", "exp_heun_2_x0_sde",
+    "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive",
+    "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu",
+    "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
+    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu",
+    "ddpm", "lcm", "ipndm", "ipndm_v",
+    "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
+    "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp",
+    "er_sde", "seeds_2", "seeds_3", "ddim",
+};
+#define N_SAMPLERS ((int)(sizeof(sampler_names) / sizeof(sampler_names[0])))
+
+/* In ComfyUI's list but not implemented here yet. */
+static const char *const missing_names[] = {
+    "deis", "sa_solver", "sa_solver_pece", "uni_pc", "uni_pc_bh2", NULL,
+};
+
+const char *const *vkf_sampler_names(int *n)
+{
+    if (n)
+        *n = N_SAMPLERS;
+    return sampler_names;
+}
+
+bool vkf_sampler_exists(const char *name)
+{
+    if (!name)
+        return false;
+    for (int i = 0; i < N_SAMPLERS; i++)
+        if (strcmp(name, sampler_names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* state shared by the samplers                                              */
+
+typedef struct vkf_brownian_tree bt;
+
+typedef struct smp {
+    const vkf_sample_params *p;
+    const vkf_denoiser *model;
+    const vkf_log *log;
+    size_t n;
+    int total;                /* steps reported to the callback */
+    bool flow;                /* CONST model sampling (RF variants, logit λ) */
+    bool want_uncond;         /* CFG++: the model fills s->uncond */
+    float *uncond;
+    double eta, s_noise, r;
+    /* default_noise_sampler */
+    vkf_torch_rng rng;
+    /* BrownianTreeNoiseSampler */
+    bt *tree;
+    bool use_tree;
+} smp;
+
+static int model_call(smp *s, const float *x, float sigma, float *den)
+{
+    return s->model->denoise(s->model->opaque, x, sigma, den,
+                             s->want_uncond ? s->uncond : NULL);
+}
+
+static int step_cb(smp *s, int i, const float *x, const float *den)
+{
+    if (!s->p->callback)
+        return 0;
+    return s->p->callback(s->p->cb_opaque, i, s->total, x, den);
+}
+
+/* ---- Brownian tree ------------------------------------------------------ */
+
+/*
+ * W on [lo, hi] with W(lo) = 0, one path per seed.  W(hi) = √(hi−lo)·z₀;
+ * a point t is found by bisection: each node [l, r] with known W(l), W(r)
+ * draws its midpoint from the Brownian bridge, W(m) = (W(l)+W(r))/2 +
+ * √((r−l)/4)·z_node, down BT_DEPTH levels; inside the last node W(t) is a
+ * bridge draw at t.  Every z is a torch.randn of the whole latent from a
+ * generator seeded with a splitmix64 hash of the node's path (and of t's
+ * bits at the leaf), so a value depends only on (seed, t): the path is
+ * consistent whatever the query order, like torchsde's BrownianTree.
+ * tests/reference/make_sampler_goldens.py restates this exactly.
+ */
+#define BT_DEPTH 16
+
+struct vkf_brownian_tree {
+    double lo, hi;
+    uint64_t seed;
+    size_t n;
+    vkf_randn_kernel kernel;
+    float *w_hi, *wl, *wr, *wm, *z, *wa;
+};
+
+static uint64_t mix64(uint64_t x)
+{
+    x += UINT64_C(0x9E3779B97F4A7C15);
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+static void bt_randn(bt *t, uint64_t seed, float *out)
+{
+    vkf_torch_rng g;
+    vkf_torch_rng_seed(&g, seed);
+    vkf_torch_randn(&g, out, t->n, t->kernel);
+}
+
+static void bt_destroy(bt **tp)
+{
+    bt *t = *tp;
+    if (!t)
+        return;
+    vkf_free(t->w_hi);
+    vkf_free(t);
+    *tp = NULL;
+}
+
+static int bt_create(double t0, double t1, uint64_t seed, size_t n, vkf_randn_kernel kernel,
+                     bt **out)
+{
+    bt *t = vkf_calloc(1, sizeof(*t));
+    if (!t)
+        return VKF_ENOMEM;
+    t->lo = t0 < t1 ? t0 : t1;
+    t->hi = t0 < t1 ? t1 : t0;
+    t->seed = mix64(seed);
+    t->n = n;
+    t->kernel = kernel;
+    t->w_hi = vkf_malloc(6 * (n ? n : 1) * sizeof(float));
+    if (!t->w_hi) {
+        vkf_free(t);
+        return VKF_ENOMEM;
+    }
+    t->wl = t->w_hi + n;
+    t->wr = t->wl + n;
+    t->wm = t->wr + n;
+    t->z = t->wm + n;
+    t->wa = t->z + n;
+    bt_randn(t, t->seed, t->z);
+    float c = (float)sqrt(t->hi - t->lo);
+    for (size_t i = 0; i < n; i++)
+        t->w_hi[i] = c * t->z[i];
+    *out = t;
+    return 0;
+}
+
+/* W(tq) into out (tq clamped to [lo, hi]). */
+static void bt_eval(bt *t, double tq, float *out)
+{
+    size_t n = t->n;
+    if (tq <= t->lo) {
+        memset(out, 0, n * sizeof(float));
+        return;
+    }
+    if (tq >= t->hi) {
+        memcpy(out, t->w_hi, n * sizeof(float));
+        return;
+    }
+    double l = t->lo, r = t->hi;
+    uint64_t s = t->seed;
+    memset(t->wl, 0, n * sizeof(float));
+    memcpy(t->wr, t->w_hi, n * sizeof(float));
+    for (int d = 0; d < BT_DEPTH; d++) {
+        double m = 0.5 * (l + r);
+        bt_randn(t, mix64(s ^ UINT64_C(1)), t->z);
+        float c = (float)sqrt((r - l) / 4.0);
+        for (size_t i = 0; i < n; i++)
+            t->wm[i] = (t->wl[i] + t->wr[i]) * 0.5f + c * t->z[i];
+        if (tq == m) {
+            memcpy(out, t->wm, n * sizeof(float));
+            return;
+        }
+        if (tq < m) {
+            r = m;
+            memcpy(t->wr, t->wm, n * sizeof(float));
+            s = mix64(s ^ UINT64_C(2));
+        } else {
+            l = m;
+            memcpy(t->wl, t->wm, n * sizeof(float));
+            s = mix64(s ^ UINT64_C(3));
+        }
+    }
+    uint64_t tb;
+    memcpy(&tb, &tq, sizeof(tb));
+    bt_randn(t, mix64(s ^ tb), t->z);
+    float fr = (float)((tq - l) / (r - l));
+    float c = (float)sqrt((tq - l) * (r - tq) / (r - l));
+    for (size_t i = 0; i < n; i++)
+        out[i] = (t->wl[i] + fr * (t->wr[i] - t->wl[i])) + c * t->z[i];
+}
+
+/* BrownianTreeNoiseSampler(sigma, sigma_next): the increment between the two
+ * (sorted, with the sign of the direction) over √|σ_next − σ|. */
+static void bt_noise(bt *t, float sigma, float sigma_next, float *out)
+{
+    float a = sigma, b = sigma_next;
+    float sign = 1.0f;
+    if (!(a < b)) {
+        a = sigma_next;
+        b = sigma;
+        sign = -1.0f;
+    }
+    bt_eval(t, (double)a, t->wa);
+    bt_eval(t, (double)b, out);
+    float div = sqrtf(fabsf(sigma_next - sigma));
+    for (size_t i = 0; i < t->n; i++)
+        out[i] = ((out[i] - t->wa[i]) * sign) / div;
+}
+
+/* noise_sampler(sigma, sigma_next) */
+static void draw_noise(smp *s, float sigma, float sigma_next, float *out)
+{
+    if (s->use_tree)
+        bt_noise(s->tree, sigma, sigma_next, out);
+    else
+        vkf_torch_randn(&s->rng, out, s->n, s->p->kernel);
+}
+
+/* ---- scalar helpers (0-d float32 tensors) ------------------------------- */
+
+static float f_exp(float v) { return torch_expf(v); }
+static float f_log(float v) { return logf(v); }
+
+/* torch.lerp on floats */
+static float f_lerp(float a, float b, float w)
+{
+    return w < 0.5f ? a + w * (b - a) : b - (b - a) * (1.0f - w);
+}
+
+/* get_ancestral_step with 0-d tensor sigmas. */
+static void anc_step(float sf, float st, double eta, float *down, float *up)
+{
+    if (eta == 0) {
+        *down = st;
+        *up = 0;
+        return;
+    }
+    float v = st * st * (sf * sf - st * st) / (sf * sf);
+    float u = (float)eta * sqrtf(v);
+    if (!(u < st))
+        u = st;
+    *up = u;
+    *down = sqrtf(st * st - u * u);
+}
+
+/* sigma_to_half_log_snr / half_log_snr_to_sigma */
+static float lambda_of(const smp *s, float sigma)
+{
+    if (s->flow)
+        return -logf(sigma / (1.0f - sigma));
+    return -f_log(sigma);
+}
+
+static float sigma_of(const smp *s, float lam)
+{
+    if (s->flow)
+        return 1.0f / (1.0f + f_exp(lam));   /* sigmoid(−λ) */
+    return f_exp(-lam);
+}
+
+/* offset_first_sigma_for_snr, on a private copy of the sigmas. */
+static void offset_first_sigma(const smp *s, float *sig, int ns)
+{
+    if (ns <= 1 || !s->flow || !s->p->ms)
+        return;
+    if (sig[0] >= 1.0f)
+        sig[0] = (float)vkf_model_sampling_percent_to_sigma(s->p->ms, 1e-4);
+}
+
+/* ---- elementwise helpers ------------------------------------------------ */
+
+/* d = (x − den)/σ */
+static void to_d(const float *x, const float *den, float sigma, float *d, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        d[i] = (x[i] - den[i]) / sigma;
+}
+
+/* ------------------------------------------------------------------------ */
+/* samplers                                                                  */
+
+#define CHECK(e)                  \
+    do {                          \
+        int rc_ = (e);            \
+        if (rc_)                  \
+            return rc_;           \
+    } while (0)
+
+typedef struct bufs {
+    float *b[8];
+} bufs;
+
+/* euler, ddim */
+static int s_euler(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0];
+    size_t n = s->n;
+    for (int i = 0; i < ns - 1; i++) {
+        CHECK(model_call(s, x, sig[i], den));
+        CHECK(step_cb(s, i, x, den));
+        float dt = sig[i + 1] - sig[i];
+        for (size_t k = 0; k < n; k++)
+            x[k] = x[k] + ((x[k] - den[k]) / sig[i]) * dt;
+    }
+    return 0;
+}
+
+/* euler_ancestral (+ the RF variant for CONST models) */
+static int s_euler_ancestral(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *nz = w[1];
+    size_t n = s->n;
+    float sn_f = (float)s->s_noise;
+    for (int i = 0; i < ns - 1; i++) {
+        CHECK(model_call(s, x, sig[i], den));
+        float a = sig[i], b = sig[i + 1];
+        if (!s->flow) {
+            float sd, su;
+            anc_step(a, b, s->eta, &sd, &su);
+            CHECK(step_cb(s, i, x, den));
+            if (sd == 0) {
+                memcpy(x, den, n * sizeof(float));
+            } else {
+                draw_noise(s, a, b, nz);
+                float dt = sd - a;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = (x[k] + ((x[k] - den[k]) / a) * dt) + (nz[k] * sn_f) * su;
+            }
+        } else {
+            CHECK(step_cb(s, i, x, den));
+            if (b == 0) {
+                memcpy(x, den, n * sizeof(float));
+                continue;
+            }
+            float ratio = 1.0f + (b / a - 1.0f) * (float)s->eta;
+            float sd = b * ratio;
+            float a1 = 1.0f - b, ad = 1.0f - sd;
+            float renoise = sqrtf(b * b - sd * sd * (a1 * a1) / (ad * ad));
+            float q = sd / a, q1 = 1.0f - q;
+            for (size_t k = 0; k < n; k++)
+                x[k] = q * x[k] + q1 * den[k];
+            if (s->eta > 0) {
+                draw_noise(s, a, b, nz);
+                float ra = a1 / ad;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = ra * x[k] + (nz[k] * sn_f) * renoise;
+            }
+        }
+    }
+    return 0;
+}
+
+/* euler_ancestral_cfg_pp, euler_cfg_pp (eta = s_noise = 0) */
+static int s_euler_ancestral_cfg_pp(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *nz = w[1];
+    size_t n = s->n;
+    float *un = s->uncond;
+    for (int i = 0; i < ns - 1; i++) {
+        CHECK(model_call(s, x, sig[i], den));
+        CHECK(step_cb(s, i, x, den));
+        if (sig[i + 1] == 0) {
+            memcpy(x, den, n * sizeof(float));
+            continue;
+        }
+        float a = sig[i], b = sig[i + 1];
+        float alpha_s = a * f_exp(lambda_of(s, a));
+        float alpha_t = b * f_exp(lambda_of(s, b));
+        float sd, su;
+        anc_step(a / alpha_s, b / alpha_t, s->eta, &sd, &su);
+        sd = alpha_t * sd;
+        for (size_t k = 0; k < n; k++) {
+            float d = (x[k] - alpha_s * un[k]) / a;
+            x[k] = alpha_t * den[k] + sd * d;
+        }
+        if (s->eta > 0 && s->s_noise > 0) {
+            draw_noise(s, a, b, nz);
+            float sn_f = (float)s->s_noise;
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + ((alpha_t * nz[k]) * sn_f) * su;
+        }
+    }
+    return 0;
+}
+
+/* heun */
+static int s_heun(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *d = w[1], *x2 = w[2], *den2 = w[3];
+    size_t n = s->n;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        to_d(x, den, a, d, n);
+        CHECK(step_cb(s, i, x, den));
+        float dt = b - a;
+        if (b == 0) {
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + d[k] * dt;
+        } else {
+            for (size_t k = 0; k < n; k++)
+                x2[k] = x[k] + d[k] * dt;
+            CHECK(model_call(s, x2, b, den2));
+            for (size_t k = 0; k < n; k++) {
+                float d2 = (x2[k] - den2[k]) / b;
+                x[k] = x[k] + ((d[k] + d2) / 2.0f) * dt;
+            }
+        }
+    }
+    return 0;
+}
+
+/* heunpp2 */
+static int s_heunpp2(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *d = w[1], *x2 = w[2], *den2 = w[3], *d2 = w[4], *x3 = w[5];
+    size_t n = s->n;
+    float s_end = sig[ns - 1];
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        to_d(x, den, a, d, n);
+        CHECK(step_cb(s, i, x, den));
+        float dt = b - a;
+        if (b == s_end) {
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + d[k] * dt;
+        } else if (sig[i + 2] == s_end) {
+            for (size_t k = 0; k < n; k++)
+                x2[k] = x[k] + d[k] * dt;
+            CHECK(model_call(s, x2, b, den2));
+            float wv = 2.0f * sig[0];
+            float w2 = b / wv, w1 = 1.0f - w2;
+            for (size_t k = 0; k < n; k++) {
+                float dd2 = (x2[k] - den2[k]) / b;
+                x[k] = x[k] + (d[k] * w1 + dd2 * w2) * dt;
+            }
+        } else {
+            float c = sig[i + 2];
+            for (size_t k = 0; k < n; k++)
+                x2[k] = x[k] + d[k] * dt;
+            CHECK(model_call(s, x2, b, den2));
+            to_d(x2, den2, b, d2, n);
+            float dt2 = c - b;
+            for (size_t k = 0; k < n; k++)
+                x3[k] = x2[k] + d2[k] * dt2;
+            CHECK(model_call(s, x3, c, den2));
+            float wv = 3.0f * sig[0];
+            float w2 = b / wv, w3 = c / wv;
+            float w1 = 1.0f - w2 - w3;
+            for (size_t k = 0; k < n; k++) {
+                float d3 = (x3[k] - den2[k]) / c;
+                x[k] = x[k] + ((w1 * d[k] + w2 * d2[k]) + w3 * d3) * dt;
+            }
+        }
+    }
+    return 0;
+}
+
+/* dpm_2 */
+static int s_dpm_2(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *d = w[1], *x2 = w[2], *den2 = w[3];
+    size_t n = s->n;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        to_d(x, den, a, d, n);
+        CHECK(step_cb(s, i, x, den));
+        if (b == 0) {
+            float dt = b - a;
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + d[k] * dt;
+        } else {
+            float mid = f_exp(f_lerp(f_log(a), f_log(b), 0.5f));
+            float dt1 = mid - a, dt2 = b - a;
+            for (size_t k = 0; k < n; k++)
+                x2[k] = x[k] + d[k] * dt1;
+            CHECK(model_call(s, x2, mid, den2));
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + ((x2[k] - den2[k]) / mid) * dt2;
+        }
+    }
+    return 0;
+}
+
+/* dpm_2_ancestral (+ RF) */
+static int s_dpm_2_ancestral(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *d = w[1], *x2 = w[2], *den2 = w[3], *nz = w[4];
+    size_t n = s->n;
+    float sn_f = (float)s->s_noise;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        float sd, su = 0, a1 = 0, ad = 0;
+        if (s->flow) {
+            float ratio = 1.0f + (b / a - 1.0f) * (float)s->eta;
+            sd = b * ratio;
+            a1 = 1.0f - b;
+            ad = 1.0f - sd;
+            su = sqrtf(b * b - sd * sd * (a1 * a1) / (ad * ad));
+        } else {
+            anc_step(a, b, s->eta, &sd, &su);
+        }
+        CHECK(step_cb(s, i, x, den));
+        to_d(x, den, a, d, n);
+        if (sd == 0) {
+            float dt = sd - a;
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + d[k] * dt;
+        } else {
+            float mid = f_exp(f_lerp(f_log(a), f_log(sd), 0.5f));
+            float dt1 = mid - a, dt2 = sd - a;
+            for (size_t k = 0; k < n; k++)
+                x2[k] = x[k] + d[k] * dt1;
+            CHECK(model_call(s, x2, mid, den2));
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + ((x2[k] - den2[k]) / mid) * dt2;
+            draw_noise(s, a, b, nz);
+            if (s->flow) {
+                float ra = a1 / ad;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = ra * x[k] + (nz[k] * sn_f) * su;
+            } else {
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + (nz[k] * sn_f) * su;
+            }
+        }
+    }
+    return 0;
+}
+
+/* lms: ∫ of the Lagrange basis polynomial over [t_i, t_{i+1}] (scipy's quad
+ * is exact on these polynomials; Gauss–Legendre with 4 nodes is too). */
+static double lms_coeff(int order, const float *t, int i, int j)
+{
+    static const double gx[4] = {-0.8611363115940526, -0.3399810435848563,
+                                 0.3399810435848563, 0.8611363115940526};
+    static const double gw[4] = {0.3478548451374538, 0.6521451548625461,
+                                 0.6521451548625461, 0.3478548451374538};
+    double a = t[i], b = t[i + 1];
+    double sum = 0;
+    for (int q = 0; q < 4; q++) {
+        double tau = 0.5 * (b - a) * gx[q] + 0.5 * (a + b);
+        double prod = 1.0;
+        for (int k = 0; k < order; k++) {
+            if (k == j)
+                continue;
+            prod *= (tau - (double)t[i - k]) / ((double)t[i - j] - (double)t[i - k]);
+        }
+        sum += gw[q] * prod;
+    }
+    return 0.5 * (b - a) * sum;
+}
+
+static int s_lms(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *acc = w[1];
+    float *ds[4] = {w[2], w[3], w[4], w[5]};   /* ring, newest at (cnt-1) % order */
+    size_t n = s->n;
+    int order = s->p->has_params && s->p->order > 0 ? s->p->order : 4;
+    if (order > 4) {
+        vkf_logf(s->log, VKF_LOG_ERROR, "lms: order %d is above 4", order);
+        return VKF_EUNSUPPORTED;
+    }
+    int cnt = 0;
+    for (int i = 0; i < ns - 1; i++) {
+        CHECK(model_call(s, x, sig[i], den));
+        float *dnew = ds[cnt % order];
+        to_d(x, den, sig[i], dnew, n);
+        cnt++;
+        CHECK(step_cb(s, i, x, den));
+        if (sig[i + 1] == 0) {
+            memcpy(x, den, n * sizeof(float));
+            continue;
+        }
+        int cur = i + 1 < order ? i + 1 : order;
+        for (int j = 0; j < cur; j++) {
+            float c = (float)lms_coeff(cur, sig, i, j);
+            const float *dj = ds[(cnt - 1 - j) % order];
+            if (j == 0)
+                for (size_t k = 0; k < n; k++)
+                    acc[k] = 0.0f + c * dj[k];
+            else
+                for (size_t k = 0; k < n; k++)
+                    acc[k] = acc[k] + c * dj[k];
+        }
+        for (size_t k = 0; k < n; k++)
+            x[k] = x[k] + acc[k];
+    }
+    return 0;
+}
+
+/* ---- DPM-Solver (dpm_fast, dpm_adaptive) -------------------------------- */
+
+typedef struct dpms {
+    smp *s;
+    float *eps, *eps_r1, *eps_r2, *u, *den;
+    bool has_eps, has_r1, has_r2;
+} dpms;
+
+static float dsig(float t) { return f_exp(-t); }
+
+/* eps at (x, t) into out */
+static int dpm_eps(dpms *d, const float *x, float t, float *out)
+{
+    float sg = dsig(t);
+    CHECK(model_call(d->s, x, sg, d->den));
+    for (size_t k = 0; k < d->s->n; k++)
+        out[k] = (x[k] - d->den[k]) / sg;
+    return 0;
+}
+
+static int dpm_first_eps(dpms *d, const float *x, float t)
+{
+    if (!d->has_eps) {
+        CHECK(dpm_eps(d, x, t, d->eps));
+        d->has_eps = true;
+    }
+    return 0;
+}
+
+static int dpm_1(dpms *d, const float *x, float t, float tn, float *out)
+{
+    float h = tn - t;
+    CHECK(dpm_first_eps(d, x, t));
+    float c = dsig(tn) * expm1f(h);
+    for (size_t k = 0; k < d->s->n; k++)
+        out[k] = x[k] - c * d->eps[k];
+    return 0;
+}
+
+static int dpm_2s(dpms *d, const float *x, float t, float tn, float r1, float *out)
+{
+    size_t n = d->s->n;
+    float h = tn - t;
+    CHECK(dpm_first_eps(d, x, t));
+    float s1 = t + r1 * h;
+    float c1 = dsig(s1) * expm1f(r1 * h);
+    for (size_t k = 0; k < n; k++)
+        d->u[k] = x[k] - c1 * d->eps[k];
+    if (!d->has_r1) {
+        CHECK(dpm_eps(d, d->u, s1, d->eps_r1));
+        d->has_r1 = true;
+    }
+    float c = dsig(tn) * expm1f(h);
+    float c2 = dsig(tn) / (2.0f * r1) * expm1f(h);
+    for (size_t k = 0; k < n; k++)
+        out[k] = (x[k] - c * d->eps[k]) - c2 * (d->eps_r1[k] - d->eps[k]);
+    return 0;
+}
+
+static int dpm_3s(dpms *d, const float *x, float t, float tn, float *out)
+{
+    size_t n = d->s->n;
+    const float r1 = 1.0f / 3.0f, r2 = 2.0f / 3.0f;
+    float h = tn - t;
+    CHECK(dpm_first_eps(d, x, t));
+    float s1 = t + r1 * h, s2 = t + r2 * h;
+    float c1 = dsig(s1) * expm1f(r1 * h);
+    for (size_t k = 0; k < n; k++)
+        d->u[k] = x[k] - c1 * d->eps[k];
+    if (!d->has_r1) {
+        CHECK(dpm_eps(d, d->u, s1, d->eps_r1));
+        d->has_r1 = true;
+    }
+    float r2h = r2 * h;
+    float ca = dsig(s2) * expm1f(r2h);
+    float cb = dsig(s2) * (r2 / r1) * (expm1f(r2h) / r2h - 1.0f);
+    for (size_t k = 0; k < n; k++)
+        d->u[k] = (x[k] - ca * d->eps[k]) - cb * (d->eps_r1[k] - d->eps[k]);
+    if (!d->has_r2) {
+        CHECK(dpm_eps(d, d->u, s2, d->eps_r2));
+        d->has_r2 = true;
+    }
+    float c = dsig(tn) * expm1f(h);
+    float c3 = dsig(tn) / r2 * (expm1f(h) / h - 1.0f);
+    for (size_t k = 0; k < n; k++)
+        out[k] = (x[k] - c * d->eps[k]) - c3 * (d->eps_r2[k] - d->eps[k]);
+    return 0;
+}
+
+static void dpm_reset(dpms *d)
+{
+    d->has_eps = d->has_r1 = d->has_r2 = false;
+}
+
+/* last non-zero sigma, as ComfyUI's dpm_fast/dpm_adaptive wrappers pick it */
+static float dpm_sigma_min(const float *sig, int ns)
+{
+    float m = sig[ns - 1];
+    if (m == 0)
+        m = sig[ns - 2];
+    return m;
+}
+
+static int s_dpm_fast(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    size_t n = s->n;
+    dpms d = {.s = s, .eps = w[0], .eps_r1 = w[1], .eps_r2 = w[2], .u = w[3], .den = w[4]};
+    float *den_out = w[5], *nz = w[6];
+    float smin = dpm_sigma_min(sig, ns), smax = sig[0];
+    if (!(smin > 0) || !(smax > 0)) {
+        vkf_logf(s->log, VKF_LOG_ERROR, "dpm_fast: sigma_min and sigma_max must not be 0");
+        return VKF_EINVAL;
+    }
+    int nfe = ns - 1;
+    float t_start = -f_log(smax), t_end = -f_log(smin);
+    int m = nfe / 3 + 1;
+    float *ts = vkf_malloc((size_t)(m + 1) * sizeof(float));
+    if (!ts)
+        return VKF_ENOMEM;
+    torch_linspace_f32(t_start, t_end, m + 1, ts);
+    int rc = 0;
+    for (int i = 0; i < m && !rc; i++) {
+        int ord;
+        if (nfe % 3 == 0)
+            ord = i < m - 2 ? 3 : (i == m - 2 ? 2 : 1);
+        else
+            ord = i < m - 1 ? 3 : nfe % 3;
+        dpm_reset(&d);
+        float t = ts[i], tn = ts[i + 1];
+        float tn_ = tn, su = 0;
+        if (s->eta != 0) {
+            float sd, su0;
+            anc_step(dsig(t), dsig(tn), s->eta, &sd, &su0);
+            float tsd = -f_log(sd);
+            tn_ = t_end < tsd ? t_end : tsd;
+            su = sqrtf(dsig(tn) * dsig(tn) - dsig(tn_) * dsig(tn_));
+        }
+        if ((rc = dpm_first_eps(&d, x, t)))
+            break;
+        float st = dsig(t);
+        for (size_t k = 0; k < n; k++)
+            den_out[k] = x[k] - st * d.eps[k];
+        if ((rc = step_cb(s, i, x, den_out)))
+            break;
+        if (ord == 1)
+            rc = dpm_1(&d, x, t, tn_, x);
+        else if (ord == 2)
+            rc = dpm_2s(&d, x, t, tn_, 0.5f, x);
+        else
+            rc = dpm_3s(&d, x, t, tn_, x);
+        if (!rc && su != 0) {
+            draw_noise(s, dsig(t), dsig(tn), nz);
+            float c = su * (float)s->s_noise;
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + c * nz[k];
+        }
+    }
+    vkf_free(ts);
+    return rc;
+}
+
+static int s_dpm_adaptive(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    size_t n = s->n;
+    dpms d = {.s = s, .eps = w[0], .eps_r1 = w[1], .eps_r2 = w[2], .u = w[3], .den = w[4]};
+    float *den_out = w[5], *nz = w[6], *x_low = w[7], *x_high;
+    float smin = dpm_sigma_min(sig, ns), smax = sig[0];
+    if (!(smin > 0) || !(smax > 0)) {
+        vkf_logf(s->log, VKF_LOG_ERROR, "dpm_adaptive: sigma_min and sigma_max must not be 0");
+        return VKF_EINVAL;
+    }
+    /* defaults of sample_dpm_adaptive */
+    int order = 3;
+    double rtol = 0.05, atol = 0.0078, h_init = 0.05, pcoeff = 0, icoeff = 1, dcoeff = 0;
+    double accept_safety = 0.81, eps_pid = 1e-8;
+    double eta = s->p->has_params ? s->eta : 0.0;
+    float *x_prev = vkf_malloc(2 * n * sizeof(float));
+    if (!x_prev)
+        return VKF_ENOMEM;
+    x_high = x_prev + n;
+    memcpy(x_prev, x, n * sizeof(float));
+    float t_start = -f_log(smax), t_end = -f_log(smin);
+    double pid_order = eta != 0 ? 1.5 : order;
+    double ph = h_init;   /* t_end > t_start: forward */
+    double b1 = (pcoeff + icoeff + dcoeff) / pid_order, b2 = -(pcoeff + 2 * dcoeff) / pid_order;
+    double b3 = dcoeff / pid_order;
+    double errs[3] = {0, 0, 0};
+    bool have_errs = false;
+    float fs = t_start;
+    float fatol = (float)atol, frtol = (float)rtol;
+    int steps = 0, rc = 0;
+    while (fs < t_end - 1e-5f) {
+        dpm_reset(&d);
+        float cand = fs + (float)ph;
+        float t = t_end < cand ? t_end : cand;
+        float t_ = t, su = 0;
+        if (eta != 0) {
+            float sd, su0;
+            anc_step(dsig(fs), dsig(t), eta, &sd, &su0);
+            float tsd = -f_log(sd);
+            t_ = t_end < tsd ? t_end : tsd;
+            su = sqrtf(dsig(t) * dsig(t) - dsig(t_) * dsig(t_));
+        }
+        if ((rc = dpm_first_eps(&d, x, fs)))
+            break;
+        float sg = dsig(fs);
+        for (size_t k = 0; k < n; k++)
+            den_out[k] = x[k] - sg * d.eps[k];
+        if ((rc = dpm_2s(&d, x, fs, t_, 1.0f / 3.0f, x_low)))
+            break;
+        if ((rc = dpm_3s(&d, x, fs, t_, x_high)))
+            break;
+        double sq = 0;
+        for (size_t k = 0; k < n; k++) {
+            float ax = fabsf(x_low[k]), ap = fabsf(x_prev[k]);
+            float mx = ax > ap ? ax : ap;
+            float delta = frtol * mx;
+            if (!(delta > fatol))
+                delta = fatol;
+            float e = (x_low[k] - x_high[k]) / delta;
+            sq += (double)e * e;
+        }
+        float error = (float)sqrt(sq) / (float)sqrt((double)n);
+        /* PIDStepSizeController.propose_step */
+        double inv = 1.0 / ((double)error + eps_pid);
+        if (!have_errs) {
+            errs[0] = errs[1] = errs[2] = inv;
+            have_errs = true;
+        }
+        errs[0] = inv;
+        double factor = pow(errs[0], b1) * pow(errs[1], b2) * pow(errs[2], b3);
+        factor = 1 + atan(factor - 1);
+        bool accept = factor >= accept_safety;
+        if (accept) {
+            errs[2] = errs[1];
+            errs[1] = errs[0];
+        }
+        ph *= factor;
+        if (accept) {
+            memcpy(x_prev, x_low, n * sizeof(float));
+            memcpy(x, x_high, n * sizeof(float));
+            if (su != 0) {
+                draw_noise(s, dsig(fs), dsig(t), nz);
+                float c = su * (float)s->s_noise;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + c * nz[k];
+            }
+            fs = t;
+        }
+        steps++;
+        if ((rc = step_cb(s, steps - 1, x, den_out)))
+            break;
+        if (steps > 100000) {
+            vkf_logf(s->log, VKF_LOG_ERROR, "dpm_adaptive: no convergence after %d steps", steps);
+            rc = VKF_ERUN;
+            break;
+        }
+    }
+    vkf_free(x_prev);
+    return rc;
+}
+
+/* dpmpp_2s_ancestral (+ RF) and dpmpp_2s_ancestral_cfg_pp */
+static int s_dpmpp_2s_ancestral(smp *s, const float *sig, int ns, float *x, float *const *w,
+                                bool cfg_pp)
+{
+    float *den = w[0], *x2 = w[1], *den2 = w[2], *nz = w[3];
+    size_t n = s->n;
+    float sn_f = (float)s->s_noise;
+    const float *un = s->uncond;
+    bool rf = s->flow && !cfg_pp;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        float sd, su = 0, a1 = 0, ad = 0;
+        if (rf) {
+            float ratio = 1.0f + (b / a - 1.0f) * (float)s->eta;
+            sd = b * ratio;
+            a1 = 1.0f - b;
+            ad = 1.0f - sd;
+            su = sqrtf(b * b - sd * sd * (a1 * a1) / (ad * ad));
+        } else {
+            anc_step(a, b, s->eta, &sd, &su);
+        }
+        CHECK(step_cb(s, i, x, den));
+        if (rf) {
+            if (b == 0) {
+                float dt = sd - a;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ((x[k] - den[k]) / a) * dt;
+            } else {
+                float sig_s;
+                if (a == 1.0f) {
+                    sig_s = 0.9999f;
+                } else {
+                    float ti = logf((1.0f - a) / a), td = logf((1.0f - sd) / sd);
+                    float h = td - ti;
+                    float st = ti + 0.5f * h;
+                    sig_s = 1.0f / (f_exp(st) + 1.0f);
+                }
+                float q = sig_s / a, q1 = 1.0f - q;
+                for (size_t k = 0; k < n; k++)
+                    x2[k] = q * x[k] + q1 * den[k];
+                CHECK(model_call(s, x2, sig_s, den2));
+                float qd = sd / a, qd1 = 1.0f - qd;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = qd * x[k] + qd1 * den2[k];
+            }
+            if (b > 0 && s->eta > 0) {
+                draw_noise(s, a, b, nz);
+                float ra = a1 / ad;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = ra * x[k] + (nz[k] * sn_f) * su;
+            }
+            continue;
+        }
+        if (sd == 0) {
+            if (cfg_pp) {
+                for (size_t k = 0; k < n; k++)
+                    x[k] = den[k] + ((x[k] - un[k]) / a) * sd;
+            } else {
+                float dt = sd - a;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ((x[k] - den[k]) / a) * dt;
+            }
+        } else {
+            float t = -f_log(a), tn = -f_log(sd);
+            float h = tn - t;
+            float st = t + 0.5f * h;
+            float q = dsig(st) / dsig(t);
+            float c = expm1f(-h * 0.5f);
+            if (cfg_pp)
+                for (size_t k = 0; k < n; k++)
+                    x2[k] = q * (x[k] + (den[k] - un[k])) - c * den[k];
+            else
+                for (size_t k = 0; k < n; k++)
+                    x2[k] = q * x[k] - c * den[k];
+            CHECK(model_call(s, x2, dsig(st), den2));
+            float qn = dsig(tn) / dsig(t);
+            float cn = expm1f(-h);
+            /* CFG++: ComfyUI's uncond holder now has the second call's
+             * uncond, and that is what it adds here */
+            if (cfg_pp)
+                for (size_t k = 0; k < n; k++)
+                    x[k] = qn * (x[k] + (den[k] - un[k])) - cn * den2[k];
+            else
+                for (size_t k = 0; k < n; k++)
+                    x[k] = qn * x[k] - cn * den2[k];
+        }
+        if (b > 0) {
+            draw_noise(s, a, b, nz);
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + (nz[k] * sn_f) * su;
+        }
+    }
+    return 0;
+}
+
+/* dpmpp_sde (+ _gpu) */
+static int s_dpmpp_sde(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *x2 = w[1], *den2 = w[2], *nz = w[3];
+    size_t n = s->n;
+    double r = s->r;
+    float fr = (float)r;
+    double fac = 1.0 / (2.0 * r);
+    float ffac = (float)fac, f1fac = (float)(1.0 - fac);
+    float sn_f = (float)s->s_noise;
+    bool noise = s->eta > 0 && s->s_noise > 0;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        if (b == 0) {
+            memcpy(x, den, n * sizeof(float));
+            continue;
+        }
+        float ls = lambda_of(s, a), lt = lambda_of(s, b);
+        float h = lt - ls;
+        float ls1 = ls + fr * h;
+        float s1 = sigma_of(s, ls1);
+        float alpha_s = a * f_exp(ls), alpha_s1 = s1 * f_exp(ls1), alpha_t = b * f_exp(lt);
+        float sd, su;
+        anc_step(f_exp(-ls), f_exp(-ls1), s->eta, &sd, &su);
+        float h_ = -f_log(sd) - ls;
+        float c1 = (alpha_s1 / alpha_s) * f_exp(-h_), c2 = alpha_s1 * expm1f(-h_);
+        for (size_t k = 0; k < n; k++)
+            x2[k] = c1 * x[k] - c2 * den[k];
+        if (noise) {
+            draw_noise(s, a, s1, nz);
+            for (size_t k = 0; k < n; k++)
+                x2[k] = x2[k] + ((alpha_s1 * nz[k]) * sn_f) * su;
+        }
+        CHECK(model_call(s, x2, s1, den2));
+        anc_step(f_exp(-ls), f_exp(-lt), s->eta, &sd, &su);
+        h_ = -f_log(sd) - ls;
+        c1 = (alpha_t / alpha_s) * f_exp(-h_);
+        c2 = alpha_t * expm1f(-h_);
+        for (size_t k = 0; k < n; k++) {
+            float dd = f1fac * den[k] + ffac * den2[k];
+            x[k] = c1 * x[k] - c2 * dd;
+        }
+        if (noise) {
+            draw_noise(s, a, b, nz);
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + ((alpha_t * nz[k]) * sn_f) * su;
+        }
+    }
+    return 0;
+}
+
+/* dpmpp_2m */
+static int s_dpmpp_2m(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *old = w[1];
+    size_t n = s->n;
+    bool has_old = false;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        float t = -f_log(a), tn = -f_log(b);
+        float h = tn - t;
+        float q = dsig(tn) / dsig(t), c = expm1f(-h);
+        if (!has_old || b == 0) {
+            for (size_t k = 0; k < n; k++)
+                x[k] = q * x[k] - c * den[k];
+        } else {
+            float hl = t - (-f_log(sig[i - 1]));
+            float rr = hl / h;
+            float inv = 1.0f / (2.0f * rr);
+            float c0 = 1.0f + inv;
+            for (size_t k = 0; k < n; k++) {
+                float dd = c0 * den[k] - inv * old[k];
+                x[k] = q * x[k] - c * dd;
+            }
+        }
+        memcpy(old, den, n * sizeof(float));
+        has_old = true;
+    }
+    return 0;
+}
+
+/* dpmpp_2m_cfg_pp */
+static int s_dpmpp_2m_cfg_pp(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *old = w[1];
+    const float *un = s->uncond;
+    size_t n = s->n;
+    bool has_old = false;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        float t = -f_log(a), tn = -f_log(b);
+        float h = tn - t;
+        float e = f_exp(-h);
+        if (!has_old || b == 0) {
+            for (size_t k = 0; k < n; k++) {
+                float mix = -e * un[k];
+                x[k] = (den[k] + mix) + e * x[k];
+            }
+        } else {
+            float hl = t - (-f_log(sig[i - 1]));
+            float rr = hl / h;
+            float c = expm1f(-h) * (1.0f / (2.0f * rr));
+            for (size_t k = 0; k < n; k++) {
+                float mix = -e * un[k] - c * (den[k] - old[k]);
+                x[k] = (den[k] + mix) + e * x[k];
+            }
+        }
+        memcpy(old, un, n * sizeof(float));
+        has_old = true;
+    }
+    return 0;
+}
+
+/* dpmpp_2m_sde (+ _gpu, _heun, _heun_gpu) */
+static int s_dpmpp_2m_sde(smp *s, const float *sig, int ns, float *x, float *const *w,
+                          bool heun)
+{
+    float *den = w[0], *old = w[1], *nz = w[2];
+    size_t n = s->n;
+    float eta = (float)s->eta, sn_f = (float)s->s_noise;
+    bool has_old = false, noise = s->eta > 0 && s->s_noise > 0;
+    float h = 0, h_last = 0;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        if (b == 0) {
+            memcpy(x, den, n * sizeof(float));
+        } else {
+            float ls = lambda_of(s, a), lt = lambda_of(s, b);
+            h = lt - ls;
+            float h_eta = h * (float)(s->eta + 1.0);
+            float alpha_t = b * f_exp(lt);
+            float c1 = b / a * f_exp(-h * eta);
+            float em = -expm1f(-h_eta);
+            float c2 = alpha_t * em;
+            for (size_t k = 0; k < n; k++)
+                x[k] = c1 * x[k] + c2 * den[k];
+            if (has_old) {
+                float rr = h_last / h;
+                float c;
+                if (heun)
+                    c = alpha_t * (em / (-h_eta) + 1.0f) * (1.0f / rr);
+                else
+                    c = 0.5f * alpha_t * em * (1.0f / rr);
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + c * (den[k] - old[k]);
+            }
+            if (noise) {
+                draw_noise(s, a, b, nz);
+                float q = sqrtf(-expm1f(-2.0f * h * eta));
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ((nz[k] * b) * q) * sn_f;
+            }
+        }
+        memcpy(old, den, n * sizeof(float));
+        has_old = true;
+        h_last = h;
+    }
+    return 0;
+}
+
+/* dpmpp_3m_sde (+ _gpu) */
+static int s_dpmpp_3m_sde(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *d1b = w[1], *d2b = w[2], *nz = w[3];
+    size_t n = s->n;
+    float eta = (float)s->eta, sn_f = (float)s->s_noise;
+    bool noise = s->eta > 0 && s->s_noise > 0;
+    int nd = 0;   /* how many of denoised_1, denoised_2 are set */
+    bool has_h1 = false, has_h2 = false;
+    float h = 0, h1 = 0, h2 = 0;
+    bool has_h = false;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        if (b == 0) {
+            memcpy(x, den, n * sizeof(float));
+        } else {
+            float ls = lambda_of(s, a), lt = lambda_of(s, b);
+            h = lt - ls;
+            has_h = true;
+            float h_eta = h * (float)(s->eta + 1.0);
+            float alpha_t = b * f_exp(lt);
+            float c1 = b / a * f_exp(-h * eta);
+            float c2 = alpha_t * -expm1f(-h_eta);
+            for (size_t k = 0; k < n; k++)
+                x[k] = c1 * x[k] + c2 * den[k];
+            if (has_h2) {
+                float r0 = h1 / h, r1 = h2 / h;
+                float phi2 = expm1f(-h_eta) / h_eta + 1.0f;
+                float phi3 = phi2 / h_eta - 0.5f;
+                float ca = alpha_t * phi2, cb = alpha_t * phi3;
+                float rs = r0 + r1;
+                for (size_t k = 0; k < n; k++) {
+                    float d10 = (den[k] - d1b[k]) / r0;
+                    float d11 = (d1b[k] - d2b[k]) / r1;
+                    float dd1 = d10 + ((d10 - d11) * r0) / rs;
+                    float dd2 = (d10 - d11) / rs;
+                    x[k] = (x[k] + ca * dd1) - cb * dd2;
+                }
+            } else if (has_h1) {
+                float rr = h1 / h;
+                float phi2 = expm1f(-h_eta) / h_eta + 1.0f;
+                float ca = alpha_t * phi2;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ca * ((den[k] - d1b[k]) / rr);
+            }
+            if (noise) {
+                draw_noise(s, a, b, nz);
+                float q = sqrtf(-expm1f(-2.0f * h * eta));
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ((nz[k] * b) * q) * sn_f;
+            }
+        }
+        /* denoised_1, denoised_2 = denoised, denoised_1; h_1, h_2 = h, h_1 */
+        memcpy(d2b, d1b, n * sizeof(float));
+        memcpy(d1b, den, n * sizeof(float));
+        nd++;
+        has_h2 = has_h1;
+        h2 = h1;
+        has_h1 = has_h;
+        h1 = h;
+    }
+    (void)nd;
+    return 0;
+}
+
+/* ddpm (generic_step_sampler + DDPMSampler_step) */
+static int s_ddpm(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *nz = w[1];
+    size_t n = s->n;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        float sc = sqrtf(1.0f + a * a);
+        float ac = 1.0f / (a * a + 1.0f), acp = 1.0f / (b * b + 1.0f);
+        float alpha = ac / acp;
+        float c0 = sqrtf(1.0f / alpha), c1 = 1.0f - alpha, c2 = sqrtf(1.0f - ac);
+        for (size_t k = 0; k < n; k++) {
+            float xs = x[k] / sc;
+            float eps = (x[k] - den[k]) / a;
+            x[k] = c0 * (xs - (c1 * eps) / c2);
+        }
+        if (b > 0) {
+            draw_noise(s, a, b, nz);
+            float cn = sqrtf((1.0f - alpha) * (1.0f - acp) / (1.0f - ac));
+            for (size_t k = 0; k < n; k++)
+                x[k] += cn * nz[k];
+        }
+        if (b != 0) {
+            float m = sqrtf(1.0f + b * b);
+            for (size_t k = 0; k < n; k++)
+                x[k] *= m;
+        }
+    }
+    return 0;
+}
+
+/* lcm */
+static int s_lcm(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *nz = w[1];
+    size_t n = s->n;
+    for (int i = 0; i < ns - 1; i++) {
+        float b = sig[i + 1];
+        CHECK(model_call(s, x, sig[i], den));
+        CHECK(step_cb(s, i, x, den));
+        memcpy(x, den, n * sizeof(float));
+        if (b > 0) {
+            draw_noise(s, sig[i], b, nz);
+            if (s->p->ms)
+                vkf_model_sampling_noise_scaling(s->p->ms, b, nz, den, false, x, n);
+            else
+                for (size_t k = 0; k < n; k++)
+                    x[k] = nz[k] * b + den[k];
+        }
+    }
+    return 0;
+}
+
+/* ipndm, ipndm_v (max_order 4) */
+static int s_ipndm(smp *s, const float *sig, int ns, float *x, float *const *w, bool v)
+{
+    float *den = w[0], *dc = w[1];
+    float *buf[3] = {w[2], w[3], w[4]};   /* buf[0] oldest … buf[nb-1] newest */
+    const int max_order = 4;
+    int nb = 0;
+    size_t n = s->n;
+    for (int i = 0; i < ns - 1; i++) {
+        float tc = sig[i], tn = sig[i + 1];
+        CHECK(model_call(s, x, tc, den));
+        CHECK(step_cb(s, i, x, den));
+        to_d(x, den, tc, dc, n);
+        int order = i + 1 < max_order ? i + 1 : max_order;
+        float dt = tn - tc;
+        const float *b1 = nb >= 1 ? buf[nb - 1] : NULL;
+        const float *b2 = nb >= 2 ? buf[nb - 2] : NULL;
+        const float *b3 = nb >= 3 ? buf[nb - 3] : NULL;
+        if (tn == 0) {
+            memcpy(x, den, n * sizeof(float));
+        } else if (order == 1) {
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + dt * dc[k];
+        } else if (!v) {
+            if (order == 2)
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + (dt * (3.0f * dc[k] - b1[k])) / 2.0f;
+            else if (order == 3)
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + (dt * ((23.0f * dc[k] - 16.0f * b1[k]) + 5.0f * b2[k])) / 12.0f;
+            else
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + (dt * (((55.0f * dc[k] - 59.0f * b1[k]) + 37.0f * b2[k]) -
+                                         9.0f * b3[k])) / 24.0f;
+        } else {
+            float hn = tn - tc, hn1 = tc - sig[i - 1];
+            float c1, c2, c3 = 0, c4 = 0;
+            if (order == 2) {
+                c1 = (2.0f + hn / hn1) / 2.0f;
+                c2 = -(hn / hn1) / 2.0f;
+            } else if (order == 3) {
+                float hn2 = sig[i - 1] - sig[i - 2];
+                float temp = (1.0f - hn / (3.0f * (hn + hn1)) * (hn * (hn + hn1)) /
+                                         (hn1 * (hn1 + hn2))) / 2.0f;
+                c1 = (2.0f + hn / hn1) / 2.0f + temp;
+                c2 = -(hn / hn1) / 2.0f - (1.0f + hn1 / hn2) * temp;
+                c3 = temp * hn1 / hn2;
+            } else {
+                float hn2 = sig[i - 1] - sig[i - 2], hn3 = sig[i - 2] - sig[i - 3];
+                float temp1 = (1.0f - hn / (3.0f * (hn + hn1)) * (hn * (hn + hn1)) /
+                                          (hn1 * (hn1 + hn2))) / 2.0f;
+                float temp2 = ((1.0f - hn / (3.0f * (hn + hn1))) / 2.0f +
+                               (1.0f - hn / (2.0f * (hn + hn1))) * hn / (6.0f * (hn + hn1 + hn2))) *
+                              (hn * (hn + hn1) * (hn + hn1 + hn2)) /
+                              (hn1 * (hn1 + hn2) * (hn1 + hn2 + hn3));
+                float q = hn1 * (hn1 + hn2) / (hn2 * (hn2 + hn3));
+                c1 = (2.0f + hn / hn1) / 2.0f + temp1 + temp2;
+                c2 = -(hn / hn1) / 2.0f - (1.0f + hn1 / hn2) * temp1 -
+                     (1.0f + hn1 / hn2 + q) * temp2;
+                c3 = temp1 * hn1 / hn2 + (hn1 / hn2 + q * (1.0f + hn2 / hn3)) * temp2;
+                c4 = -temp2 * q * hn1 / hn2;
+            }
+            for (size_t k = 0; k < n; k++) {
+                float acc = c1 * dc[k] + c2 * b1[k];
+                if (order >= 3)
+                    acc = acc + c3 * b2[k];
+                if (order >= 4)
+                    acc = acc + c4 * b3[k];
+                x[k] = x[k] + dt * acc;
+            }
+        }
+        if (nb == max_order - 1) {
+            float *oldest = buf[0];
+            for (int k = 0; k < max_order - 2; k++)
+                buf[k] = buf[k + 1];
+            buf[max_order - 2] = oldest;
+            memcpy(oldest, dc, n * sizeof(float));
+        } else {
+            memcpy(buf[nb++], dc, n * sizeof(float));
+        }
+    }
+    return 0;
+}
+
+/* res_multistep family */
+static int s_res_multistep(smp *s, const float *sig, int ns, float *x, float *const *w,
+                           double eta, bool cfg_pp)
+{
+    float *den = w[0], *old = w[1], *nz = w[2];
+    const float *un = s->uncond;
+    size_t n = s->n;
+    float sn_f = (float)s->s_noise;
+    bool has_old = false;
+    float old_sd = 0;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        float sd, su;
+        anc_step(a, b, eta, &sd, &su);
+        CHECK(step_cb(s, i, x, den));
+        if (sd == 0 || !has_old) {
+            if (cfg_pp) {
+                for (size_t k = 0; k < n; k++)
+                    x[k] = den[k] + ((x[k] - un[k]) / a) * sd;
+            } else {
+                float dt = sd - a;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ((x[k] - den[k]) / a) * dt;
+            }
+        } else {
+            float t = -f_log(a), t_old = -f_log(old_sd), t_next = -f_log(sd),
+                  t_prev = -f_log(sig[i - 1]);
+            float h = t_next - t;
+            float c2 = (t_prev - t_old) / h;
+            float mh = -h;
+            float phi1 = expm1f(mh) / mh;
+            float phi2 = (phi1 - 1.0f) / mh;
+            float bb1 = phi1 - phi2 / c2, bb2 = phi2 / c2;
+            if (isnan(bb1))
+                bb1 = 0;
+            if (isnan(bb2))
+                bb2 = 0;
+            float e = f_exp(-h);
+            if (cfg_pp) {
+                for (size_t k = 0; k < n; k++) {
+                    float xx = x[k] + (den[k] - un[k]);
+                    x[k] = e * xx + h * (bb1 * un[k] + bb2 * old[k]);
+                }
+            } else {
+                for (size_t k = 0; k < n; k++)
+                    x[k] = e * x[k] + h * (bb1 * den[k] + bb2 * old[k]);
+            }
+        }
+        if (b > 0 && su != 0) {
+            draw_noise(s, a, b, nz);
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + (nz[k] * sn_f) * su;
+        }
+        memcpy(old, cfg_pp ? un : den, n * sizeof(float));
+        has_old = true;
+        old_sd = sd;
+    }
+    return 0;
+}
+
+/* gradient_estimation (ge_gamma 2) (+ cfg_pp) */
+static int s_gradient_estimation(smp *s, const float *sig, int ns, float *x, float *const *w,
+                                 bool cfg_pp)
+{
+    float *den = w[0], *d = w[1], *old_d = w[2];
+    const float *un = s->uncond;
+    size_t n = s->n;
+    const float ge_gamma = 2.0f;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        to_d(x, cfg_pp ? un : den, a, d, n);
+        CHECK(step_cb(s, i, x, den));
+        float dt = b - a;
+        if (b == 0) {
+            memcpy(x, den, n * sizeof(float));
+        } else {
+            if (cfg_pp)
+                for (size_t k = 0; k < n; k++)
+                    x[k] = den[k] + d[k] * b;
+            else
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + d[k] * dt;
+            if (i >= 1)
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ((ge_gamma - 1.0f) * (d[k] - old_d[k])) * dt;
+        }
+        memcpy(old_d, d, n * sizeof(float));
+    }
+    return 0;
+}
+
+/* er_sde (max_stage 3) */
+static float er_noise_scaler(float v)
+{
+    return v * (f_exp(powf(v, 0.3f)) + 10.0f);
+}
+
+static int s_er_sde(smp *s, float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *old = w[1], *dd = w[2], *old_dd = w[3], *nz = w[4];
+    size_t n = s->n;
+    float sn_f = (float)s->s_noise;
+    float *lam = vkf_malloc((size_t)ns * sizeof(float));
+    if (!lam)
+        return VKF_ENOMEM;
+    offset_first_sigma(s, sig, ns);
+    for (int i = 0; i < ns; i++)
+        lam[i] = f_exp(-lambda_of(s, sig[i]));
+    const int max_stage = 3;
+    int rc = 0;
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        if ((rc = model_call(s, x, a, den)) || (rc = step_cb(s, i, x, den)))
+            break;
+        int stage = i + 1 < max_stage ? i + 1 : max_stage;
+        if (b == 0) {
+            memcpy(x, den, n * sizeof(float));
+        } else {
+            float ls = lam[i], lt = lam[i + 1];
+            float alpha_s = a / ls, alpha_t = b / lt;
+            float r_alpha = alpha_t / alpha_s;
+            float r = er_noise_scaler(lt) / er_noise_scaler(ls);
+            float c1 = r_alpha * r, c2 = alpha_t * (1.0f - r);
+            for (size_t k = 0; k < n; k++)
+                x[k] = c1 * x[k] + c2 * den[k];
+            if (stage >= 2) {
+                float dt = lt - ls;
+                float step = -dt / 200.0f;
+                double s1 = 0, s2 = 0;
+                for (int q = 0; q < 200; q++) {
+                    float pos = lt + (float)q * step;
+                    float sp = er_noise_scaler(pos);
+                    s1 += (double)(1.0f / sp);
+                    s2 += (double)((pos - ls) / sp);
+                }
+                float sum1 = (float)s1 * step;
+                float nst = er_noise_scaler(lt);
+                float dl = ls - lam[i - 1];
+                float cc = alpha_t * (dt + sum1 * nst);
+                for (size_t k = 0; k < n; k++) {
+                    dd[k] = (den[k] - old[k]) / dl;
+                    x[k] = x[k] + cc * dd[k];
+                }
+                if (stage >= 3) {
+                    float su = (float)s2 * step;
+                    float dl2 = (ls - lam[i - 2]) / 2.0f;
+                    float cu = alpha_t * ((dt * dt) / 2.0f + su * nst);
+                    for (size_t k = 0; k < n; k++)
+                        x[k] = x[k] + cu * ((dd[k] - old_dd[k]) / dl2);
+                }
+                memcpy(old_dd, dd, n * sizeof(float));
+            }
+            if (s->s_noise > 0) {
+                draw_noise(s, a, b, nz);
+                float sd = sqrtf(lt * lt - ls * ls * (r * r));
+                if (isnan(sd))
+                    sd = 0;
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + ((alpha_t * nz[k]) * sn_f) * sd;
+            }
+        }
+        memcpy(old, den, n * sizeof(float));
+    }
+    vkf_free(lam);
+    return rc;
+}
+
+/* seeds_2 / exp_heun_2_x0(_sde) (phi_1 or phi_2), seeds_3 */
+static float ei_phi1(float h) { return expm1f(h); }
+static float ei_phi2(float h) { return (expm1f(h) - h) / h; }
+
+static int s_seeds_2(smp *s, float *sig, int ns, float *x, float *const *w, double eta,
+                     double s_noise, double r, bool phi2)
+{
+    float *den = w[0], *x2 = w[1], *den2 = w[2], *nz = w[3], *sde = w[4];
+    size_t n = s->n;
+    bool inject = eta > 0 && s_noise > 0;
+    float feta = (float)eta, fsn = (float)s_noise, fr = (float)r;
+    float fac = (float)(1.0 / (2.0 * r));
+    offset_first_sigma(s, sig, ns);
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        if (b == 0) {
+            memcpy(x, den, n * sizeof(float));
+            continue;
+        }
+        float ls = lambda_of(s, a), lt = lambda_of(s, b);
+        float h = lt - ls;
+        float h_eta = h * (float)(eta + 1.0);
+        float ls1 = f_lerp(ls, lt, fr);
+        float s1 = sigma_of(s, ls1);
+        float alpha_s1 = s1 * f_exp(ls1), alpha_t = b * f_exp(lt);
+        float c1 = s1 / a * f_exp((float)(-r) * h * feta);
+        float c2 = alpha_s1 * ei_phi1((float)(-r) * h_eta);
+        for (size_t k = 0; k < n; k++)
+            x2[k] = c1 * x[k] - c2 * den[k];
+        if (inject) {
+            draw_noise(s, a, s1, nz);
+            float q = sqrtf(-expm1f((float)(-2.0 * r) * h * feta));
+            for (size_t k = 0; k < n; k++) {
+                sde[k] = q * nz[k];
+                x2[k] = x2[k] + (sde[k] * s1) * fsn;
+            }
+        }
+        CHECK(model_call(s, x2, s1, den2));
+        float cx = b / a * f_exp(-h * feta);
+        if (!phi2) {
+            float c = alpha_t * ei_phi1(-h_eta);
+            for (size_t k = 0; k < n; k++) {
+                float ddk = f_lerp(den[k], den2[k], fac);
+                x[k] = cx * x[k] - c * ddk;
+            }
+        } else {
+            float bb2 = ei_phi2(-h_eta) / fr;
+            float bb1 = ei_phi1(-h_eta) - bb2;
+            for (size_t k = 0; k < n; k++)
+                x[k] = cx * x[k] - alpha_t * (bb1 * den[k] + bb2 * den2[k]);
+        }
+        if (inject) {
+            float seg = (float)(r - 1.0) * h * feta;
+            float es = f_exp(seg), q = sqrtf(-expm1f(seg * 2.0f));
+            draw_noise(s, s1, b, nz);
+            for (size_t k = 0; k < n; k++) {
+                float v = sde[k] * es;
+                v = v + q * nz[k];
+                x[k] = x[k] + (v * b) * fsn;
+            }
+        }
+    }
+    return 0;
+}
+
+static int s_seeds_3(smp *s, float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *x2 = w[1], *den2 = w[2], *nz = w[3], *sde = w[4], *den3 = w[5];
+    size_t n = s->n;
+    double eta = s->eta, s_noise = s->s_noise;
+    const double r1 = 1.0 / 3, r2 = 2.0 / 3;
+    bool inject = eta > 0 && s_noise > 0;
+    float feta = (float)eta, fsn = (float)s_noise;
+    offset_first_sigma(s, sig, ns);
+    for (int i = 0; i < ns - 1; i++) {
+        float a = sig[i], b = sig[i + 1];
+        CHECK(model_call(s, x, a, den));
+        CHECK(step_cb(s, i, x, den));
+        if (b == 0) {
+            memcpy(x, den, n * sizeof(float));
+            continue;
+        }
+        float ls = lambda_of(s, a), lt = lambda_of(s, b);
+        float h = lt - ls;
+        float h_eta = h * (float)(eta + 1.0);
+        float ls1 = f_lerp(ls, lt, (float)r1), ls2 = f_lerp(ls, lt, (float)r2);
+        float s1 = sigma_of(s, ls1), s2 = sigma_of(s, ls2);
+        float alpha_s1 = s1 * f_exp(ls1), alpha_s2 = s2 * f_exp(ls2), alpha_t = b * f_exp(lt);
+        /* step 1 */
+        float c1 = s1 / a * f_exp((float)(-r1) * h * feta);
+        float c2 = alpha_s1 * ei_phi1((float)(-r1) * h_eta);
+        for (size_t k = 0; k < n; k++)
+            x2[k] = c1 * x[k] - c2 * den[k];
+        if (inject) {
+            draw_noise(s, a, s1, nz);
+            float q = sqrtf(-expm1f((float)(-2.0 * r1) * h * feta));
+            for (size_t k = 0; k < n; k++) {
+                sde[k] = q * nz[k];
+                x2[k] = x2[k] + (sde[k] * s1) * fsn;
+            }
+        }
+        CHECK(model_call(s, x2, s1, den2));
+        /* step 2 */
+        float a32 = (float)(r2 / r1) * ei_phi2((float)(-r2) * h_eta);
+        float a31 = ei_phi1((float)(-r2) * h_eta) - a32;
+        float c3 = s2 / a * f_exp((float)(-r2) * h * feta);
+        for (size_t k = 0; k < n; k++)
+            x2[k] = c3 * x[k] - alpha_s2 * (a31 * den[k] + a32 * den2[k]);
+        if (inject) {
+            float seg = (float)(r1 - r2) * h * feta;
+            float es = f_exp(seg), q = sqrtf(-expm1f(seg * 2.0f));
+            draw_noise(s, s1, s2, nz);
+            for (size_t k = 0; k < n; k++) {
+                sde[k] = sde[k] * es;
+                sde[k] = sde[k] + q * nz[k];
+                x2[k] = x2[k] + (sde[k] * s2) * fsn;
+            }
+        }
+        CHECK(model_call(s, x2, s2, den3));
+        /* step 3 */
+        float bb3 = ei_phi2(-h_eta) / (float)r2;
+        float bb1 = ei_phi1(-h_eta) - bb3;
+        float cx = b / a * f_exp(-h * feta);
+        for (size_t k = 0; k < n; k++)
+            x[k] = cx * x[k] - alpha_t * (bb1 * den[k] + bb3 * den3[k]);
+        if (inject) {
+            float seg = (float)(r2 - 1.0) * h * feta;
+            float es = f_exp(seg), q = sqrtf(-expm1f(seg * 2.0f));
+            draw_noise(s, s2, b, nz);
+            for (size_t k = 0; k < n; k++) {
+                float v = sde[k] * es;
+                v = v + q * nz[k];
+                x[k] = x[k] + (v * b) * fsn;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* dispatch                                                                  */
+
+static bool is(const char *a, const char *b) { return strcmp(a, b) == 0; }
+
+static bool needs_uncond(const char *name)
+{
+    size_t l = strlen(name);
+    return l > 7 && strcmp(name + l - 7, "_cfg_pp") == 0;
+}
+
+static bool uses_tree(const char *name)
+{
+    return strncmp(name, "dpmpp_sde", 9) == 0 || strncmp(name, "dpmpp_2m_sde", 12) == 0 ||
+           strncmp(name, "dpmpp_3m_sde", 12) == 0;
+}
+
+int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model, const float *sigmas,
+               int n_sigmas, float *x, const vkf_log *log)
+{
+    if (!p || !model || !model->denoise || !x || n_sigmas < 0 || (n_sigmas > 0 && !sigmas))
+        return VKF_EINVAL;
+    const char *name = p->sampler ? p->sampler : "";
+    if (!vkf_sampler_exists(name)) {
+        for (int i = 0; missing_names[i]; i++)
+            if (is(name, missing_names[i])) {
+                vkf_logf(log, VKF_LOG_ERROR,
+                         "sampler \"%s\" is in ComfyUI's list but not implemented in vkflow yet",
+                         name);
+                return VKF_EUNSUPPORTED;
+            }
+        vkf_logf(log, VKF_LOG_ERROR, "unknown sampler \"%s\"", name);
+        return VKF_ENOTFOUND;
+    }
+    if (n_sigmas <= 1 || p->n == 0)
+        return 0;
+
+    smp s = {0};
+    s.p = p;
+    s.model = model;
+    s.log = log;
+    s.n = p->n;
+    s.total = n_sigmas - 1;
+    s.flow = p->ms && p->ms->prediction == VKF_PREDICTION_FLOW;
+    s.eta = 1.0;
+    s.s_noise = 1.0;
+    s.r = 0.5;
+    if (p->has_params) {
+        s.eta = p->eta;
+        s.s_noise = p->s_noise;
+        s.r = p->r;
+    }
+    /* default_noise_sampler: a CPU generator seeded with seed + 1 */
+    vkf_torch_rng_seed(&s.rng, p->seed + 1);
+    s.want_uncond = needs_uncond(name);
+
+    size_t n = p->n;
+    enum { NBUF = 8 };
+    float *mem = vkf_malloc((NBUF + 1) * n * sizeof(float) + (size_t)n_sigmas * sizeof(float));
+    if (!mem)
+        return VKF_ENOMEM;
+    float *w[NBUF];
+    for (int i = 0; i < NBUF; i++)
+        w[i] = mem + (size_t)i * n;
+    s.uncond = mem + (size_t)NBUF * n;
+    float *sig = s.uncond + n;
+    memcpy(sig, sigmas, (size_t)n_sigmas * sizeof(float));
+    int rc = 0;
+
+    if (uses_tree(name)) {
+        /* BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed) */
+        float smin = INFINITY, smax = -INFINITY;
+        for (int i = 0; i < n_sigmas; i++) {
+            if (sig[i] > 0 && sig[i] < smin)
+                smin = sig[i];
+            if (sig[i] > smax)
+                smax = sig[i];
+        }
+        if (!(smin < INFINITY)) {
+            vkf_free(mem);
+            return 0;   /* no positive sigma: nothing to sample (x returned) */
+        }
+        rc = bt_create(smin, smax, p->seed, n, p->kernel, &s.tree);
+        if (rc) {
+            vkf_free(mem);
+            return rc;
+        }
+        s.use_tree = true;
+    }
+
+    if (is(name, "euler") || is(name, "ddim"))
+        rc = s_euler(&s, sig, n_sigmas, x, w);
+    else if (is(name, "euler_cfg_pp")) {
+        s.eta = 0;
+        s.s_noise = 0;
+        rc = s_euler_ancestral_cfg_pp(&s, sig, n_sigmas, x, w);
+    } else if (is(name, "euler_ancestral"))
+        rc = s_euler_ancestral(&s, sig, n_sigmas, x, w);
+    else if (is(name, "euler_ancestral_cfg_pp"))
+        rc = s_euler_ancestral_cfg_pp(&s, sig, n_sigmas, x, w);
+    else if (is(name, "heun"))
+        rc = s_heun(&s, sig, n_sigmas, x, w);
+    else if (is(name, "heunpp2"))
+        rc = s_heunpp2(&s, sig, n_sigmas, x, w);
+    else if (is(name, "exp_heun_2_x0"))
+        rc = s_seeds_2(&s, sig, n_sigmas, x, w, 0.0, 0.0, 1.0, true);
+    else if (is(name, "exp_heun_2_x0_sde"))
+        rc = s_seeds_2(&s, sig, n_sigmas, x, w, s.eta, s.s_noise, 1.0, true);
+    else if (is(name, "dpm_2"))
+        rc = s_dpm_2(&s, sig, n_sigmas, x, w);
+    else if (is(name, "dpm_2_ancestral"))
+        rc = s_dpm_2_ancestral(&s, sig, n_sigmas, x, w);
+    else if (is(name, "lms"))
+        rc = s_lms(&s, sig, n_sigmas, x, w);
+    else if (is(name, "dpm_fast")) {
+        if (!p->has_params)
+            s.eta = 0;   /* sample_dpm_fast's default */
+        rc = s_dpm_fast(&s, sig, n_sigmas, x, w);
+    } else if (is(name, "dpm_adaptive"))
+        rc = s_dpm_adaptive(&s, sig, n_sigmas, x, w);
+    else if (is(name, "dpmpp_2s_ancestral"))
+        rc = s_dpmpp_2s_ancestral(&s, sig, n_sigmas, x, w, false);
+    else if (is(name, "dpmpp_2s_ancestral_cfg_pp"))
+        rc = s_dpmpp_2s_ancestral(&s, sig, n_sigmas, x, w, true);
+    else if (is(name, "dpmpp_sde") || is(name, "dpmpp_sde_gpu")) {
+        offset_first_sigma(&s, sig, n_sigmas);
+        rc = s_dpmpp_sde(&s, sig, n_sigmas, x, w);
+    } else if (is(name, "dpmpp_2m"))
+        rc = s_dpmpp_2m(&s, sig, n_sigmas, x, w);
+    else if (is(name, "dpmpp_2m_cfg_pp"))
+        rc = s_dpmpp_2m_cfg_pp(&s, sig, n_sigmas, x, w);
+    else if (is(name, "dpmpp_2m_sde") || is(name, "dpmpp_2m_sde_gpu") ||
+             is(name, "dpmpp_2m_sde_heun") || is(name, "dpmpp_2m_sde_heun_gpu")) {
+        bool heun = strstr(name, "heun") != NULL;
+        if (p->has_params && p->solver_type && p->solver_type[0]) {
+            if (is(p->solver_type, "heun"))
+                heun = true;
+            else if (is(p->solver_type, "midpoint"))
+                heun = false;
+            else {
+                vkf_logf(log, VKF_LOG_ERROR, "solver_type must be 'heun' or 'midpoint'");
+                rc = VKF_EINVAL;
+            }
+        }
+        if (!rc) {
+            offset_first_sigma(&s, sig, n_sigmas);
+            rc = s_dpmpp_2m_sde(&s, sig, n_sigmas, x, w, heun);
+        }
+    } else if (is(name, "dpmpp_3m_sde") || is(name, "dpmpp_3m_sde_gpu")) {
+        offset_first_sigma(&s, sig, n_sigmas);
+        rc = s_dpmpp_3m_sde(&s, sig, n_sigmas, x, w);
+    } else if (is(name, "ddpm"))
+        rc = s_ddpm(&s, sig, n_sigmas, x, w);
+    else if (is(name, "lcm"))
+        rc = s_lcm(&s, sig, n_sigmas, x, w);
+    else if (is(name, "ipndm"))
+        rc = s_ipndm(&s, sig, n_sigmas, x, w, false);
+    else if (is(name, "ipndm_v"))
+        rc = s_ipndm(&s, sig, n_sigmas, x, w, true);
+    else if (is(name, "res_multistep"))
+        rc = s_res_multistep(&s, sig, n_sigmas, x, w, 0.0, false);
+    else if (is(name, "res_multistep_cfg_pp"))
+        rc = s_res_multistep(&s, sig, n_sigmas, x, w, 0.0, true);
+    else if (is(name, "res_multistep_ancestral"))
+        rc = s_res_multistep(&s, sig, n_sigmas, x, w, s.eta, false);
+    else if (is(name, "res_multistep_ancestral_cfg_pp"))
+        rc = s_res_multistep(&s, sig, n_sigmas, x, w, s.eta, true);
+    else if (is(name, "gradient_estimation"))
+        rc = s_gradient_estimation(&s, sig, n_sigmas, x, w, false);
+    else if (is(name, "gradient_estimation_cfg_pp"))
+        rc = s_gradient_estimation(&s, sig, n_sigmas, x, w, true);
+    else if (is(name, "er_sde"))
+        rc = s_er_sde(&s, sig, n_sigmas, x, w);
+    else if (is(name, "seeds_2"))
+        rc = s_seeds_2(&s, sig, n_sigmas, x, w, s.eta, s.s_noise, s.r, false);
+    else if (is(name, "seeds_3"))
+        rc = s_seeds_3(&s, sig, n_sigmas, x, w);
+    else
+        rc = VKF_ENOTFOUND;
+
+    bt_destroy(&s.tree);
+    vkf_free(mem);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* the Brownian tree, public for tests and other noise users                 */
+
+int vkf_brownian_tree_create(double t0, double t1, uint64_t seed, size_t n,
+                             vkf_randn_kernel kernel, vkf_brownian_tree **out)
+{
+    if (!out || n == 0 || !(t0 != t1) || !isfinite(t0) || !isfinite(t1))
+        return VKF_EINVAL;
+    return bt_create(t0, t1, seed, n, kernel, out);
+}
+
+void vkf_brownian_tree_destroy(vkf_brownian_tree **t)
+{
+    if (t)
+        bt_destroy(t);
+}
+
+void vkf_brownian_tree_w(vkf_brownian_tree *t, double tq, float *out)
+{
+    bt_eval(t, tq, out);
+}
+
+void vkf_brownian_tree_noise(vkf_brownian_tree *t, float sigma, float sigma_next, float *out)
+{
+    bt_noise(t, sigma, sigma_next, out);
+}
