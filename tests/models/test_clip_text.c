@@ -12,6 +12,8 @@
  *     is applied as a Linear; the HF layout without "text_model.".
  *   - config inference, refusals naming what was found, bad token ids.
  *   - key names and counts of the full-scale synth (not saved).
+ *   - every host allocation of load + encode failed in turn: an error, no
+ *     leaked block.
  *
  * `test_clip_text --write DIR` only writes the tiny checkpoints
  * (DIR/clip_sd1_tiny.safetensors, DIR/clip_sd2_tiny.safetensors) that
@@ -414,6 +416,61 @@ static void check_full_synth(void)
     vkf_st_writer_destroy(&sw);
 }
 
+/* Fail every n-th host allocation of load + encode: each one returns an
+ * error, leaves no block behind, and the first success is complete. */
+static void check_alloc_failures(vkf_gpu *gpu, const char *path)
+{
+    vkf_weights *w = NULL;
+    vkf_clip_tokens t;
+    CHECK_OK(open_weights(path, &w));
+    make_tokens(1, &t);
+    long live0 = vkf_alloc_live(), c0 = vkf_alloc_count();
+    /* warm the pipelines so the sweep does not depend on the cache */
+    {
+        vkf_clip_text *m = NULL;
+        vkf_tensor *h = NULL, *p = NULL;
+        CHECK_OK(vkf_clip_text_load(gpu, w, PREFIX[1], &m, NULL));
+        long c1 = vkf_alloc_count();
+        CHECK_OK(vkf_clip_text_encode(m, &t, -2, &h, &p));
+        printf("allocations: load %ld, encode %ld\n", c1 - c0, vkf_alloc_count() - c1);
+        vkf_tensor_unref(&h);
+        vkf_tensor_unref(&p);
+        vkf_clip_text_destroy(&m);
+    }
+    int fired = 0;
+    for (long n = 0;; n++) {
+        vkf_clip_text *m = NULL;
+        vkf_tensor *h = NULL, *p = NULL;
+        vkf_errbuf e = {{0}};
+        vkf_alloc_fail_at(n);
+        int err = vkf_clip_text_load(gpu, w, PREFIX[1], &m, &e);
+        if (err >= 0)
+            err = vkf_clip_text_encode(m, &t, -2, &h, &p);
+        bool hit = vkf_alloc_failed();
+        vkf_alloc_fail_at(-1);
+        if (hit) {
+            fired++;
+            CHECK(err < 0 && !h && !p);
+        } else {
+            CHECK(err >= 0 && h && p);
+        }
+        vkf_tensor_unref(&h);
+        vkf_tensor_unref(&p);
+        vkf_clip_text_destroy(&m);
+        CHECK_OK(vkf_gpu_flush(gpu));
+        if (vkf_alloc_live() != live0) {
+            fprintf(stderr, "alloc failure %ld: %ld blocks leaked\n", n, vkf_alloc_live() - live0);
+            gt_failures++;
+            break;
+        }
+        if (!hit)
+            break;
+    }
+    printf("allocation failures injected: %d\n", fired);
+    free_tokens(&t);
+    vkf_weights_close(&w);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--write")) {
@@ -456,6 +513,7 @@ int main(int argc, char **argv)
     check_layers(gpu, 1, path[1]);
     check_hf_projection(gpu, dir, path[0]);
     check_refusals(gpu, dir, path[0]);
+    check_alloc_failures(gpu, path[1]);
     for (int i = 0; i < 2; i++)
         unlink(path[i]);
     rmdir(dir);
