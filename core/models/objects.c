@@ -6,11 +6,6 @@
 
 #include "vkflow/models.h"
 
-/* TEMPORARY while the tokenizer and text model land (same session). */
-#pragma weak vkf_clip_tokenizer_destroy
-#pragma weak vkf_clip_text_destroy
-#pragma weak vkf_clip_text_get_config
-
 /* ---- MODEL ---- */
 
 static void model_destroy(vkf_object *o)
@@ -97,10 +92,8 @@ static void clip_destroy(vkf_object *o)
 {
     vkf_clip *c = (vkf_clip *)o;
     if (c->shared_refs && __atomic_sub_fetch(c->shared_refs, 1, __ATOMIC_ACQ_REL) == 0) {
-        if (vkf_clip_tokenizer_destroy)
-            vkf_clip_tokenizer_destroy(&c->tok);
-        if (vkf_clip_text_destroy)
-            vkf_clip_text_destroy(&c->text);
+        vkf_clip_tokenizer_destroy(&c->tok);
+        vkf_clip_text_destroy(&c->text);
         vkf_free(c->shared_refs);
     }
     vkf_free(c);
@@ -109,7 +102,7 @@ static void clip_destroy(vkf_object *o)
 static char *clip_describe(const vkf_object *o)
 {
     const vkf_clip *c = (const vkf_clip *)o;
-    const vkf_clip_text_config *cfg = c->text && vkf_clip_text_get_config ? vkf_clip_text_get_config(c->text) : NULL;
+    const vkf_clip_text_config *cfg = c->text ? vkf_clip_text_get_config(c->text) : NULL;
     if (!cfg)
         return vkf_strdup("CLIP");
     return vkf_asprintf("CLIP %s (width %d, %d layers, layer %d)",
@@ -129,10 +122,8 @@ vkf_clip *vkf_clip_new(vkf_clip_tokenizer *tok, vkf_clip_text *text, int default
     if (!c || !refs) {
         vkf_free(c);
         vkf_free(refs);
-        if (vkf_clip_tokenizer_destroy)
-            vkf_clip_tokenizer_destroy(&tok);
-        if (vkf_clip_text_destroy)
-            vkf_clip_text_destroy(&text);
+        vkf_clip_tokenizer_destroy(&tok);
+        vkf_clip_text_destroy(&text);
         return NULL;
     }
     *refs = 1;
