@@ -683,6 +683,7 @@ fail:
  * Matrices: uniform with std 0.02 at full scale and 0.02·√(768/W) at tiny
  * scale (so a linear layer's output has the real model's variance); token
  * embedding std 0.02, positions 0.01; LN weights 1; biases std 0.01.
+ * Random values depend only on (writer seed, tensor name).
  */
 int vkf_synth_clip_text(vkf_st_writer *w, const char *prefix, vkf_synth_arch arch,
                         vkf_synth_scale scale, vkf_wdtype dtype)
@@ -717,6 +718,13 @@ int vkf_synth_clip_text(vkf_st_writer *w, const char *prefix, vkf_synth_arch arc
         snprintf(base, sizeof(base), "%stext_model.", prefix);
         ADD_R(NM("%sembeddings.token_embedding.weight", base), 2, 0.02f, V, W);
         ADD_R(NM("%sembeddings.position_embedding.weight", base), 2, 0.01f, C, W);
+        /* SD1 files carry the HF position_ids buffer (int64 there; exact
+         * in any float dtype); loaders ignore it. */
+        float ids[VKF_CLIP_CTX];
+        for (int i = 0; i < VKF_CLIP_CTX; i++)
+            ids[i] = (float)i;
+        VKF_TRY(vkf_st_writer_add_data(w, NM("%sembeddings.position_ids", base), dtype, 2,
+                                       (const int64_t[]){1, C}, ids));
         for (int64_t i = 0; i < L; i++) {
             static const char *const pr[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
             for (int j = 0; j < 4; j++) {

@@ -394,7 +394,10 @@ static void check_full_synth(void)
     CHECK_OK(vkf_st_writer_create(SEED, &sw));
     CHECK_OK(vkf_synth_clip_text(sw, "cond_stage_model.transformer.", VKF_SYNTH_SD15,
                                  VKF_SYNTH_FULL, VKF_WDT_F16));
-    CHECK(vkf_st_writer_count(sw) == 2 + 12 * 16 + 2);
+    CHECK(vkf_st_writer_count(sw) == 3 + 12 * 16 + 2);
+    CHECK(vkf_st_writer_add_const(
+              sw, "cond_stage_model.transformer.text_model.embeddings.position_ids",
+              VKF_WDT_F16, 2, (const int64_t[]){1, 77}, 0) == VKF_EINVAL);
     /* a duplicate of a real key name is refused: the names are the real ones */
     CHECK(vkf_st_writer_add_const(
               sw, "cond_stage_model.transformer.text_model.encoder.layers.11.mlp.fc2.bias",
