@@ -1,0 +1,1003 @@
+/*
+ * The sampling driver (core/models/guidance.c) on a fake diffusion model
+ * whose forward is a small composition of GPU ops:
+ *
+ *   out[r, c] = 0.5·x[r, c] + 0.25·mean_hw(x[r, c]) + mean_t(ctx[r, :, c])
+ *               + 0.001·t[r]   (+ 0.25·x[r, 4] + 0.125·x[r, 5 + c] with 9
+ *               input channels)
+ *
+ * The spatial mean makes a crop's output differ from the full image's, so
+ * area conditioning is visible; the token mean is unchanged by ComfyUI's
+ * repeat padding (and changed by zero padding).
+ *
+ * Expected values come from a plain restatement in the test (double
+ * precision, one entry at a time, no batching) and, for areas / masks /
+ * set_area_to_bounds / the opposite-area copies, from goldens written by
+ * tests/reference/make_guidance_goldens.py (torch, ComfyUI's
+ * calc_cond_batch math).  Tolerance: 2e-5 absolute + relative (the GPU
+ * sums in another order).
+ */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "../gpu/gpu_test.h"
+#include "vkflow/guidance.h"
+
+#define CTXD 8      /* context width */
+#define TOL 2e-5f
+
+static vkf_gpu *gpu;
+static vkf_log quiet;
+
+/* ------------------------------------------------------------------------ */
+/* the fake model                                                           */
+
+typedef struct fake_dm {
+    vkf_diffusion_model base;
+    long calls;
+} fake_dm;
+
+static int fake_forward(vkf_diffusion_model *m, const vkf_dm_input *in, vkf_tensor **out)
+{
+    vkf_gpu *g = m->gpu;
+    const int64_t *xs = vkf_tensor_shape(in->x);
+    int64_t R = xs[0], h = xs[2], w = xs[3];
+    const int64_t *cs = vkf_tensor_shape(in->context);
+    int64_t L = cs[1];
+    vkf_tensor *v = NULL, *x4 = NULL, *a = NULL, *pool = NULL, *p2 = NULL, *ones = NULL,
+               *mm = NULL, *mc = NULL, *mr = NULL, *tt = NULL, *s1 = NULL, *s2 = NULL,
+               *s3 = NULL, *t1 = NULL, *t2 = NULL;
+    int err;
+    ((fake_dm *)m)->calls++;
+    VKF_TRY(vkf_tensor_slice(in->x, 1, 0, 4, &v));
+    VKF_TRY(vkf_op_contiguous(g, v, &x4));
+    vkf_tensor_unref(&v);
+    VKF_TRY(vkf_op_unary(g, VKF_UN_SCALE, x4, 0.5f, 0.0f, &a));
+    vkf_pool2d_params pp = {.kernel = {(int)h, (int)w}};
+    VKF_TRY(vkf_op_avg_pool2d(g, x4, &pp, &pool));
+    VKF_TRY(vkf_op_unary(g, VKF_UN_SCALE, pool, 0.25f, 0.0f, &p2));
+    /* token mean: [R, 1, L]·[R, L, D] */
+    int64_t os[3] = {R, 1, L};
+    float *onesh = malloc((size_t)(R * L) * sizeof(float));
+    for (int64_t i = 0; i < R * L; i++)
+        onesh[i] = 1.0f / (float)L;
+    VKF_TRY(vkf_tensor_create(g, VKF_DTYPE_F32, 3, os, &ones));
+    VKF_TRY(vkf_tensor_upload(ones, onesh));
+    free(onesh);
+    VKF_TRY(vkf_op_matmul(g, ones, in->context, false, NULL, &mm));
+    VKF_TRY(vkf_tensor_slice(mm, 2, 0, 4, &v));
+    VKF_TRY(vkf_op_contiguous(g, v, &mc));
+    vkf_tensor_unref(&v);
+    int64_t rs[4] = {R, 4, 1, 1};
+    VKF_TRY(vkf_tensor_reshape(mc, 4, rs, &mr));
+    float *th = malloc((size_t)R * sizeof(float));
+    for (int64_t r = 0; r < R; r++)
+        th[r] = 0.001f * in->timesteps[r];
+    int64_t ts[4] = {R, 1, 1, 1};
+    VKF_TRY(vkf_tensor_create(g, VKF_DTYPE_F32, 4, ts, &tt));
+    VKF_TRY(vkf_tensor_upload(tt, th));
+    free(th);
+    VKF_TRY(vkf_op_binary(g, VKF_BIN_ADD, a, p2, &s1));
+    VKF_TRY(vkf_op_binary(g, VKF_BIN_ADD, s1, mr, &s2));
+    VKF_TRY(vkf_op_binary(g, VKF_BIN_ADD, s2, tt, &s3));
+    if (m->in_channels == 9) {
+        vkf_tensor *c1 = NULL, *c2 = NULL, *k1 = NULL, *k2 = NULL;
+        VKF_TRY(vkf_tensor_slice(in->x, 1, 4, 1, &v));
+        VKF_TRY(vkf_op_contiguous(g, v, &c1));
+        vkf_tensor_unref(&v);
+        VKF_TRY(vkf_op_unary(g, VKF_UN_SCALE, c1, 0.25f, 0.0f, &k1));
+        VKF_TRY(vkf_tensor_slice(in->x, 1, 5, 4, &v));
+        VKF_TRY(vkf_op_contiguous(g, v, &c2));
+        vkf_tensor_unref(&v);
+        VKF_TRY(vkf_op_unary(g, VKF_UN_SCALE, c2, 0.125f, 0.0f, &k2));
+        err = vkf_op_binary(g, VKF_BIN_ADD, s3, k1, &t1);
+        if (err >= 0)
+            err = vkf_op_binary(g, VKF_BIN_ADD, t1, k2, &t2);
+        vkf_tensor_unref(&c1);
+        vkf_tensor_unref(&c2);
+        vkf_tensor_unref(&k1);
+        vkf_tensor_unref(&k2);
+        VKF_TRY(err);
+        *out = vkf_tensor_ref(t2);
+    } else {
+        *out = vkf_tensor_ref(s3);
+    }
+fail:
+    vkf_tensor_unref(&v);
+    vkf_tensor_unref(&x4);
+    vkf_tensor_unref(&a);
+    vkf_tensor_unref(&pool);
+    vkf_tensor_unref(&p2);
+    vkf_tensor_unref(&ones);
+    vkf_tensor_unref(&mm);
+    vkf_tensor_unref(&mc);
+    vkf_tensor_unref(&mr);
+    vkf_tensor_unref(&tt);
+    vkf_tensor_unref(&s1);
+    vkf_tensor_unref(&s2);
+    vkf_tensor_unref(&s3);
+    vkf_tensor_unref(&t1);
+    vkf_tensor_unref(&t2);
+    return err;
+}
+
+static void fake_destroy(vkf_diffusion_model *m)
+{
+    free(m);
+}
+
+static fake_dm *last_fake;
+
+static vkf_model *fake_model(int in_channels)
+{
+    fake_dm *f = calloc(1, sizeof(*f));
+    f->base.refs = 1;
+    snprintf(f->base.arch, sizeof(f->base.arch), "fake");
+    f->base.in_channels = in_channels;
+    f->base.latent_channels = 4;
+    f->base.out_channels = 4;
+    f->base.context_dim = CTXD;
+    f->base.prediction = VKF_PREDICTION_EPS;
+    f->base.gpu = gpu;
+    f->base.forward = fake_forward;
+    f->base.destroy = fake_destroy;
+    vkf_model_sampling *ms = NULL;
+    CHECK_OK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000, false));
+    vkf_latent_format lf = {.channels = 4, .scale_factor = 0.18215f, .shift = 0.0f};
+    vkf_model *m = vkf_model_new(&f->base, ms, lf);
+    vkf_diffusion_model *d = &f->base;
+    vkf_diffusion_model_unref(&d);
+    last_fake = f;
+    return m;
+}
+
+static void unref_obj(void *p)
+{
+    vkf_object *o = p;
+    vkf_object_unref(&o);
+}
+
+/* ------------------------------------------------------------------------ */
+/* host restatement                                                          */
+
+typedef struct hcond {
+    float *ctx;          /* [bc, T, CTXD] */
+    int64_t bc, T;
+    vkf_tensor *t;
+} hcond;
+
+static hcond make_cond(int64_t bc, int64_t T, uint64_t seed)
+{
+    hcond c = {.bc = bc, .T = T};
+    gt_seed(seed);
+    c.ctx = gt_random(bc * T * CTXD);
+    int64_t s[3] = {bc, T, CTXD};
+    c.t = gt_tensor(gpu, VKF_DTYPE_F32, 3, s, c.ctx);
+    return c;
+}
+
+static void free_cond(hcond *c)
+{
+    free(c->ctx);
+    vkf_tensor_unref(&c->t);
+}
+
+/* CONDITIONING with n entries made from conds (tensor refs taken). */
+static vkf_conditioning *conditioning(int n, const hcond *const *cs)
+{
+    vkf_conditioning *c = vkf_conditioning_new(n);
+    for (int i = 0; i < n; i++)
+        c->e[i].cond = vkf_tensor_ref(cs[i]->t);
+    return c;
+}
+
+/* The fake model on one row of the full latent (no area): out[4·h·w]. */
+static void ref_model_row(const double *xin, int64_t h, int64_t w, const hcond *c, int64_t row,
+                          double t, const double *extra /* [5·h·w] or NULL */, double *out)
+{
+    const float *ctx = c->ctx + (row % c->bc) * c->T * CTXD;
+    for (int ch = 0; ch < 4; ch++) {
+        double mean = 0, tm = 0;
+        for (int64_t i = 0; i < h * w; i++)
+            mean += xin[ch * h * w + i];
+        mean /= (double)(h * w);
+        for (int64_t k = 0; k < c->T; k++)
+            tm += ctx[k * CTXD + ch];
+        tm /= (double)c->T;
+        for (int64_t i = 0; i < h * w; i++) {
+            double v = 0.5 * xin[ch * h * w + i] + 0.25 * mean + tm + 0.001 * t;
+            if (extra)
+                v += 0.25 * extra[i] + 0.125 * extra[(1 + ch) * h * w + i];
+            out[ch * h * w + i] = v;
+        }
+    }
+}
+
+/* EPS denoised for a whole [B, 4, h, w] latent with one cond. */
+static void ref_denoised(const vkf_model *m, const float *x, int64_t B, int64_t h, int64_t w,
+                         double sigma, const hcond *c, const double *extra, double *out)
+{
+    int64_t n = 4 * h * w;
+    double *xin = malloc((size_t)n * sizeof(double)), *o = malloc((size_t)n * sizeof(double));
+    double cin = 1.0 / sqrt(sigma * sigma + 1.0);
+    double t = vkf_model_sampling_timestep(m->ms, (float)sigma);
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t i = 0; i < n; i++)
+            xin[i] = x[b * n + i] * cin;
+        ref_model_row(xin, h, w, c, b, t, extra ? extra + b * 5 * h * w : NULL, o);
+        for (int64_t i = 0; i < n; i++)
+            out[b * n + i] = x[b * n + i] - o[i] * sigma;
+    }
+    free(xin);
+    free(o);
+}
+
+static void cmp_d(const char *what, const float *got, const double *want, size_t n)
+{
+    float *wf = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++)
+        wf[i] = (float)want[i];
+    gt_compare(what, got, wf, (int64_t)n, TOL, TOL);
+    free(wf);
+}
+
+/* ------------------------------------------------------------------------ */
+/* CFG, cfg = 1, batching, timestep ranges, strength, dual CFG              */
+
+static void test_cfg(void)
+{
+    vkf_model *m = fake_model(4);
+    const int64_t B = 2, h = 6, w = 5, n = B * 4 * h * w;
+    int64_t shape[4] = {B, 4, h, w};
+    hcond cp = make_cond(1, 3, 1), cn = make_cond(1, 6, 2);
+    const hcond *lp[] = {&cp}, *ln[] = {&cn};
+    vkf_conditioning *pos = conditioning(1, lp), *neg = conditioning(1, ln);
+    gt_seed(7);
+    float *x = gt_random(n);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= 4.0f;
+    float sigma = 3.0f;
+    double *dc = malloc((size_t)n * sizeof(double)), *du = malloc((size_t)n * sizeof(double)),
+           *want = malloc((size_t)n * sizeof(double));
+    ref_denoised(m, x, B, h, w, sigma, &cp, NULL, dc);
+    ref_denoised(m, x, B, h, w, sigma, &cn, NULL, du);
+    float *got = malloc((size_t)n * sizeof(float)), *unc = malloc((size_t)n * sizeof(float));
+    vkf_errbuf e = {{0}};
+    long fw, rows;
+
+    /* cfg 7.5: cond and uncond (3 and 6 tokens: lcm 6) in one forward */
+    vkf_guide_spec spec = {.model = m, .positive = pos, .negative = neg, .cfg = 7.5};
+    vkf_guidance *g = NULL;
+    CHECK_OK(vkf_guidance_create(&spec, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, unc));
+    for (int64_t i = 0; i < n; i++)
+        want[i] = du[i] + (dc[i] - du[i]) * 7.5;
+    cmp_d("cfg 7.5", got, want, (size_t)n);
+    cmp_d("cfg 7.5 uncond_denoised", unc, du, (size_t)n);
+    vkf_guidance_stats(g, &fw, &rows);
+    CHECK(fw == 1 && rows == 2 * B);
+    vkf_guidance_destroy(&g);
+
+    /* cfg 1: the negative is never run ... */
+    spec.cfg = 1.0;
+    CHECK_OK(vkf_guidance_create(&spec, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    cmp_d("cfg 1", got, dc, (size_t)n);
+    vkf_guidance_stats(g, &fw, &rows);
+    CHECK(fw == 1 && rows == B);
+    /* ... unless a CFG++ sampler asks for the unconditional prediction */
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, unc));
+    cmp_d("cfg 1 with uncond", got, dc, (size_t)n);
+    cmp_d("cfg 1 uncond_denoised", unc, du, (size_t)n);
+    vkf_guidance_stats(g, &fw, &rows);
+    CHECK(fw == 2 && rows == 3 * B);
+    vkf_guidance_destroy(&g);
+
+    /* BasicGuider: positive only */
+    vkf_guide_spec basic = {.model = m, .positive = pos, .cfg = 1.0};
+    CHECK_OK(vkf_guidance_create(&basic, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    cmp_d("basic guider", got, dc, (size_t)n);
+    vkf_guidance_destroy(&g);
+
+    /* max_batch_rows splits the work, the result is the same */
+    spec.cfg = 7.5;
+    spec.max_batch_rows = (int)B;
+    CHECK_OK(vkf_guidance_create(&spec, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    for (int64_t i = 0; i < n; i++)
+        want[i] = du[i] + (dc[i] - du[i]) * 7.5;
+    cmp_d("cfg 7.5 split", got, want, (size_t)n);
+    vkf_guidance_stats(g, &fw, &rows);
+    CHECK(fw == 2 && rows == 2 * B);
+    vkf_guidance_destroy(&g);
+    spec.max_batch_rows = 0;
+
+    /* 2 and 10 tokens: lcm 10 is 5x the shorter, not batched (limit 4x) */
+    hcond c2 = make_cond(1, 2, 3), c10 = make_cond(1, 10, 4);
+    const hcond *l2[] = {&c2}, *l10[] = {&c10};
+    vkf_conditioning *p2 = conditioning(1, l2), *n10 = conditioning(1, l10);
+    vkf_guide_spec s2 = {.model = m, .positive = p2, .negative = n10, .cfg = 3.0};
+    CHECK_OK(vkf_guidance_create(&s2, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    ref_denoised(m, x, B, h, w, sigma, &c2, NULL, dc);
+    ref_denoised(m, x, B, h, w, sigma, &c10, NULL, du);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = du[i] + (dc[i] - du[i]) * 3.0;
+    cmp_d("tokens 2 vs 10", got, want, (size_t)n);
+    vkf_guidance_stats(g, &fw, &rows);
+    CHECK(fw == 2);
+    vkf_guidance_destroy(&g);
+
+    /* a [2, T, D] cond gives row b of the batch its row b */
+    hcond cb = make_cond(2, 4, 5);
+    const hcond *lb[] = {&cb};
+    vkf_conditioning *pb = conditioning(1, lb);
+    vkf_guide_spec sb = {.model = m, .positive = pb, .negative = neg, .cfg = 2.0};
+    CHECK_OK(vkf_guidance_create(&sb, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    ref_denoised(m, x, B, h, w, sigma, &cb, NULL, dc);
+    ref_denoised(m, x, B, h, w, sigma, &cn, NULL, du);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = du[i] + (dc[i] - du[i]) * 2.0;
+    cmp_d("batched cond rows", got, want, (size_t)n);
+    vkf_guidance_destroy(&g);
+
+    /* strength and timestep ranges: A for the first half of the schedule
+     * (strength 1), B (strength 3) throughout, C for the second half */
+    hcond ca = make_cond(1, 3, 11), cbb = make_cond(1, 3, 12), cc = make_cond(1, 5, 13);
+    const hcond *lr[] = {&ca, &cbb, &cc};
+    vkf_conditioning *pr = conditioning(3, lr);
+    pr->e[0].end_percent = 0.5;
+    pr->e[1].strength = 3.0f;
+    pr->e[2].start_percent = 0.5;
+    double mid = vkf_model_sampling_percent_to_sigma(m->ms, 0.5);
+    vkf_guide_spec sr = {.model = m, .positive = pr, .negative = neg, .cfg = 1.0};
+    CHECK_OK(vkf_guidance_create(&sr, shape, 4, NULL, NULL, &g, &e));
+    double *da = malloc((size_t)n * sizeof(double)), *db = malloc((size_t)n * sizeof(double));
+    for (int pass = 0; pass < 2; pass++) {
+        float sg = pass == 0 ? (float)(mid * 2) : (float)(mid / 2);
+        ref_denoised(m, x, B, h, w, sg, pass == 0 ? &ca : &cc, NULL, da);
+        ref_denoised(m, x, B, h, w, sg, &cbb, NULL, db);
+        for (int64_t i = 0; i < n; i++)
+            want[i] = (da[i] + 3.0 * db[i]) / 4.0;
+        CHECK_OK(vkf_guidance_predict(g, x, sg, got, NULL));
+        cmp_d(pass == 0 ? "timestep range, high sigma" : "timestep range, low sigma", got, want,
+              (size_t)n);
+    }
+    vkf_guidance_destroy(&g);
+
+    /* DualCFGGuider (regular): n + (m - n)·cfg2 + (p - m)·cfg1 */
+    const hcond *lm[] = {&c2};
+    vkf_conditioning *mid_c = conditioning(1, lm);
+    vkf_guide_spec sd = {.model = m, .positive = pos, .middle = mid_c, .negative = neg,
+                         .cfg = 4.0, .cfg2 = 1.5, .dual = true};
+    CHECK_OK(vkf_guidance_create(&sd, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    double *dm_ = malloc((size_t)n * sizeof(double));
+    ref_denoised(m, x, B, h, w, sigma, &cp, NULL, dc);
+    ref_denoised(m, x, B, h, w, sigma, &cn, NULL, du);
+    ref_denoised(m, x, B, h, w, sigma, &c2, NULL, dm_);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = du[i] + (dm_[i] - du[i]) * 1.5 + (dc[i] - dm_[i]) * 4.0;
+    cmp_d("dual cfg", got, want, (size_t)n);
+    vkf_guidance_destroy(&g);
+    /* nested: n + cfg2·((m + (p - m)·cfg1) - n) */
+    sd.nested = true;
+    CHECK_OK(vkf_guidance_create(&sd, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    for (int64_t i = 0; i < n; i++)
+        want[i] = du[i] + 1.5 * ((dm_[i] + (dc[i] - dm_[i]) * 4.0) - du[i]);
+    cmp_d("dual cfg nested", got, want, (size_t)n);
+    vkf_guidance_destroy(&g);
+    /* cfg2 = 1 skips the negative; cfg1 = cfg2 = 1 also the middle */
+    sd.nested = false;
+    sd.cfg2 = 1.0;
+    sd.cfg = 1.0;
+    CHECK_OK(vkf_guidance_create(&sd, shape, 4, NULL, NULL, &g, &e));
+    CHECK_OK(vkf_guidance_predict(g, x, sigma, got, NULL));
+    cmp_d("dual cfg 1/1", got, dc, (size_t)n);
+    vkf_guidance_stats(g, &fw, &rows);
+    CHECK(fw == 1 && rows == B);
+    vkf_guidance_destroy(&g);
+
+    /* a context of the wrong width is refused with a message */
+    hcond bad = {.bc = 1, .T = 3};
+    {
+        int64_t s[3] = {1, 3, CTXD + 1};
+        bad.ctx = gt_random(3 * (CTXD + 1));
+        bad.t = gt_tensor(gpu, VKF_DTYPE_F32, 3, s, bad.ctx);
+    }
+    const hcond *lbad[] = {&bad};
+    vkf_conditioning *pbad = conditioning(1, lbad);
+    vkf_guide_spec sbad = {.model = m, .positive = pbad, .cfg = 1.0};
+    vkf_errbuf e2 = {{0}};
+    CHECK(vkf_guidance_create(&sbad, shape, 4, NULL, NULL, &g, &e2) == VKF_EINVAL);
+    CHECK(g == NULL && strstr(e2.msg, "context_dim") != NULL);
+
+    free(da);
+    free(db);
+    free(dm_);
+    free(x);
+    free(dc);
+    free(du);
+    free(want);
+    free(got);
+    free(unc);
+    unref_obj(pos);
+    unref_obj(neg);
+    unref_obj(p2);
+    unref_obj(n10);
+    unref_obj(pb);
+    unref_obj(pr);
+    unref_obj(mid_c);
+    unref_obj(pbad);
+    unref_obj(m);
+    free_cond(&cp);
+    free_cond(&cn);
+    free_cond(&c2);
+    free_cond(&c10);
+    free_cond(&cb);
+    free_cond(&ca);
+    free_cond(&cbb);
+    free_cond(&cc);
+    free_cond(&bad);
+}
+
+/* ------------------------------------------------------------------------ */
+/* goldens: areas, masks, set_area_to_bounds, opposite areas, inpaint concat */
+
+static float *jfloats(const cJSON *o, const char *key, int64_t *count)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsArray(a))
+        return NULL;
+    int n = cJSON_GetArraySize(a);
+    float *p = malloc((size_t)(n ? n : 1) * sizeof(float));
+    int i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, a) p[i++] = (float)v->valuedouble;
+    if (count)
+        *count = n;
+    return p;
+}
+
+static int jshape(const cJSON *o, const char *key, int64_t *shape)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    int n = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, a) shape[n++] = (int64_t)v->valuedouble;
+    return n;
+}
+
+static double jnum(const cJSON *o, const char *key, double def)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+static vkf_tensor *jtensor(const cJSON *o, const char *key)
+{
+    char sk[64];
+    snprintf(sk, sizeof(sk), "%s_shape", key);
+    int64_t shape[5];
+    int nd = jshape(o, sk, shape);
+    float *data = jfloats(o, key, NULL);
+    if (!data || nd == 0) {
+        free(data);
+        return NULL;
+    }
+    vkf_tensor *t = gt_tensor(gpu, VKF_DTYPE_F32, nd, shape, data);
+    free(data);
+    return t;
+}
+
+static vkf_conditioning *jconditioning(const cJSON *arr)
+{
+    int n = cJSON_GetArraySize(arr);
+    vkf_conditioning *c = vkf_conditioning_new(n);
+    for (int i = 0; i < n; i++) {
+        const cJSON *o = cJSON_GetArrayItem(arr, i);
+        vkf_cond_entry *e = &c->e[i];
+        int64_t shape[3];
+        jshape(o, "shape", shape);
+        float *ctx = jfloats(o, "ctx", NULL);
+        e->cond = gt_tensor(gpu, VKF_DTYPE_F32, 3, shape, ctx);
+        free(ctx);
+        e->strength = (float)jnum(o, "strength", 1.0);
+        e->mask_strength = (float)jnum(o, "mask_strength", 1.0);
+        e->start_percent = jnum(o, "start_percent", 0.0);
+        e->end_percent = jnum(o, "end_percent", 1.0);
+        const cJSON *area = cJSON_GetObjectItemCaseSensitive(o, "area");
+        if (cJSON_IsArray(area)) {
+            e->has_area = true;
+            e->area_is_percent = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "percent"));
+            for (int k = 0; k < 4; k++)
+                e->area[k] = cJSON_GetArrayItem(area, k)->valuedouble;
+        }
+        e->mask = jtensor(o, "mask");
+        e->set_area_to_bounds =
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "set_area_to_bounds"));
+        e->concat_mask = jtensor(o, "concat_mask");
+        e->concat_latent_image = jtensor(o, "concat_latent_image");
+    }
+    return c;
+}
+
+static void test_goldens(void)
+{
+    const char *root = getenv("VKF_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/reference/golden/guidance.json", root ? root : ".");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "cannot open %s\n", path);
+        gt_failures++;
+        return;
+    }
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)len + 1);
+    CHECK(fread(text, 1, (size_t)len, f) == (size_t)len);
+    text[len] = 0;
+    fclose(f);
+    cJSON *root_j = cJSON_Parse(text);
+    free(text);
+    CHECK(root_j != NULL);
+    const cJSON *sc;
+    int count = 0;
+    cJSON_ArrayForEach(sc, cJSON_GetObjectItemCaseSensitive(root_j, "scenarios"))
+    {
+        const char *name = cJSON_GetObjectItemCaseSensitive(sc, "name")->valuestring;
+        int64_t B = (int64_t)jnum(sc, "B", 0), H = (int64_t)jnum(sc, "H", 0),
+                W = (int64_t)jnum(sc, "W", 0), n;
+        int cin = (int)jnum(sc, "cin", 4);
+        int64_t shape[4] = {B, 4, H, W};
+        vkf_model *m = fake_model(cin);
+        vkf_conditioning *pos = jconditioning(cJSON_GetObjectItemCaseSensitive(sc, "positive"));
+        vkf_conditioning *neg = jconditioning(cJSON_GetObjectItemCaseSensitive(sc, "negative"));
+        float *x = jfloats(sc, "x", &n);
+        float *want = jfloats(sc, "expected", NULL);
+        float *latent = jfloats(sc, "latent", NULL);
+        float *dmask = jfloats(sc, "denoise_mask", NULL);
+        float *got = malloc((size_t)n * sizeof(float));
+        vkf_guide_spec spec = {.model = m, .positive = pos, .negative = neg,
+                               .cfg = jnum(sc, "cfg", 1.0)};
+        vkf_guidance *g = NULL;
+        vkf_errbuf e = {{0}};
+        int err = vkf_guidance_create(&spec, shape, 4, latent, dmask, &g, &e);
+        if (err < 0)
+            fprintf(stderr, "%s: %s\n", name, e.msg);
+        CHECK(err >= 0);
+        if (g) {
+            CHECK_OK(vkf_guidance_predict(g, x, (float)jnum(sc, "sigma", 1.0), got, NULL));
+            char what[128];
+            snprintf(what, sizeof(what), "golden '%s'", name);
+            gt_compare(what, got, want, n, 1e-4f, 1e-4f);
+            vkf_guidance_destroy(&g);
+        }
+        count++;
+        free(x);
+        free(want);
+        free(latent);
+        free(dmask);
+        free(got);
+        unref_obj(pos);
+        unref_obj(neg);
+        unref_obj(m);
+    }
+    CHECK(count == 5);
+    cJSON_Delete(root_j);
+}
+
+/* ------------------------------------------------------------------------ */
+/* sigma windows (KSampler denoise, KSamplerAdvanced)                        */
+
+static void test_windows(void)
+{
+    vkf_model_sampling *ms = NULL;
+    CHECK_OK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000, false));
+    float *full = NULL, *s = NULL;
+    int nf = 0, n = 0;
+    bool skip;
+    CHECK_OK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_KARRAS, 10, &full, &nf));
+    CHECK(nf == 11);
+
+    /* start 3, end 7, return_with_leftover_noise disable: full[3..7], last 0 */
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 10, 1.0, 3, 7, true,
+                                        &s, &n, &skip));
+    CHECK(!skip && n == 5);
+    for (int i = 0; i < 4 && n == 5; i++)
+        CHECK(s[i] == full[3 + i]);
+    CHECK(n == 5 && s[4] == 0.0f);
+    vkf_free(s);
+    /* leftover noise enabled: the last sigma stays */
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 10, 1.0, 3, 7, false,
+                                        &s, &n, &skip));
+    CHECK(!skip && n == 5 && s[4] == full[7]);
+    vkf_free(s);
+    /* end_at_step 10000 (>= n-1): whole schedule; start 0 */
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 10, 1.0, 0, 10000,
+                                        true, &s, &n, &skip));
+    CHECK(!skip && n == 11 && !memcmp(s, full, 11 * sizeof(float)));
+    vkf_free(s);
+    /* start at or past the last step: the latent is returned as it is */
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 10, 1.0, 10, 10000,
+                                        true, &s, &n, &skip));
+    CHECK(skip);
+    vkf_free(s);
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 10, 1.0, 4, 4, true,
+                                        &s, &n, &skip));
+    CHECK(skip);   /* cut to 5 values, start 4 = n - 1 */
+    vkf_free(s);
+    /* denoise 0.5: the last 11 of a 20-step schedule */
+    float *f20 = NULL;
+    int n20 = 0;
+    CHECK_OK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_KARRAS, 20, &f20, &n20));
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 10, 0.5, -1, -1,
+                                        false, &s, &n, &skip));
+    CHECK(!skip && n == 11 && n20 == 21 && !memcmp(s, f20 + 10, 11 * sizeof(float)));
+    vkf_free(s);
+    /* denoise 0: empty */
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 10, 0.0, -1, -1,
+                                        false, &s, &n, &skip));
+    CHECK(n == 0 && !skip);
+    vkf_free(s);
+    /* dpm_2 drops the penultimate sigma of an 11-step schedule */
+    float *f11 = NULL;
+    int n11 = 0;
+    CHECK_OK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_NORMAL, 11, &f11, &n11));
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_NORMAL, "dpm_2", 10, 1.0, -1, -1, false,
+                                        &s, &n, &skip));
+    CHECK(n == 11 && !memcmp(s, f11, 10 * sizeof(float)) && s[10] == f11[11]);
+    vkf_free(s);
+    vkf_free(f11);
+    vkf_free(f20);
+    vkf_free(full);
+    vkf_model_sampling_destroy(&ms);
+}
+
+/* ------------------------------------------------------------------------ */
+/* whole runs: noise, img2img, inpainting, leftover noise, callbacks         */
+
+/* Euler restated: the reference for vkf_sample's "euler" on the driver. */
+typedef struct ref_run {
+    const vkf_model *m;
+    int64_t B, h, w;
+    const hcond *pos, *neg;
+    double cfg;
+    const float *mask;        /* prepared [B, 4, h, w] or NULL */
+    const float *latent_in;   /* model space */
+    const float *noise;
+} ref_run;
+
+static void ref_D(const ref_run *r, const float *x, double sigma, double *out)
+{
+    int64_t n = r->B * 4 * r->h * r->w;
+    float *xi = calloc((size_t)n, sizeof(float));
+    for (int64_t i = 0; i < n; i++) {
+        if (r->mask) {
+            double m = r->mask[i];
+            xi[i] = (float)(x[i] * m + (r->latent_in[i] + r->noise[i] * sigma) * (1 - m));
+        } else {
+            xi[i] = x[i];
+        }
+    }
+    double *dc = malloc((size_t)n * sizeof(double)), *du = malloc((size_t)n * sizeof(double));
+    ref_denoised(r->m, xi, r->B, r->h, r->w, sigma, r->pos, NULL, dc);
+    ref_denoised(r->m, xi, r->B, r->h, r->w, sigma, r->neg, NULL, du);
+    for (int64_t i = 0; i < n; i++) {
+        double d = du[i] + (dc[i] - du[i]) * r->cfg;
+        if (r->mask)
+            d = d * r->mask[i] + r->latent_in[i] * (1 - r->mask[i]);
+        out[i] = d;
+    }
+    free(xi);
+    free(dc);
+    free(du);
+}
+
+/* x starts as noise_scaling(σ0); euler; process_out. */
+static void ref_sample(const ref_run *r, const float *sigmas, int ns, float *out)
+{
+    int64_t n = r->B * 4 * r->h * r->w;
+    const vkf_model_sampling *ms = r->m->ms;
+    bool maxd = vkf_model_sampling_max_denoise(ms, sigmas[0]);
+    double s0 = sigmas[0];
+    float *x = malloc((size_t)n * sizeof(float));
+    double *d = malloc((size_t)n * sizeof(double));
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(r->latent_in[i] + r->noise[i] * (maxd ? sqrt(1 + s0 * s0) : s0));
+    for (int k = 0; k + 1 < ns; k++) {
+        ref_D(r, x, sigmas[k], d);
+        for (int64_t i = 0; i < n; i++) {
+            double dd = (x[i] - d[i]) / sigmas[k];
+            x[i] = (float)(x[i] + dd * ((double)sigmas[k + 1] - sigmas[k]));
+        }
+    }
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (float)(x[i] / 0.18215);
+    free(x);
+    free(d);
+}
+
+typedef struct cb_log {
+    int calls, last_step, total, stop_at;
+} cb_log;
+
+static int count_cb(void *opaque, vkf_exec_ctx *ctx, const vkf_model *model, int step, int total,
+                    const float *x0, const int64_t *shape, int ndim)
+{
+    (void)ctx;
+    (void)model;
+    (void)x0;
+    (void)shape;
+    (void)ndim;
+    cb_log *l = opaque;
+    l->calls++;
+    l->last_step = step;
+    l->total = total;
+    return l->stop_at >= 0 && step >= l->stop_at ? VKF_EINTERRUPTED : 0;
+}
+
+static float *download_latent(const vkf_value *v)
+{
+    const vkf_latent *l = vkf_value_latent(v);
+    return l ? gt_download(l->samples) : NULL;
+}
+
+static void test_runs(void)
+{
+    vkf_model *m = fake_model(4);
+    const int64_t B = 2, h = 8, w = 8, n = B * 4 * h * w;
+    int64_t shape[4] = {B, 4, h, w};
+    hcond cp = make_cond(1, 3, 21), cn = make_cond(1, 3, 22);
+    const hcond *lp[] = {&cp}, *ln[] = {&cn};
+    vkf_conditioning *pos = conditioning(1, lp), *neg = conditioning(1, ln);
+    vkf_guide_spec spec = {.model = m, .positive = pos, .negative = neg, .cfg = 5.0};
+    float *zeros = calloc((size_t)n, sizeof(float));
+    float *noise = malloc((size_t)n * sizeof(float));
+    float *want = malloc((size_t)n * sizeof(float));
+    CHECK_OK(vkf_prepare_noise(1234, shape, 4, NULL, 0, VKF_RANDN_AVX2, noise));
+    float *sig = NULL;
+    int ns = 0;
+    bool skip;
+    vkf_errbuf e = {{0}};
+
+    /* txt2img: empty latent, KSampler(euler, karras, 4 steps) */
+    CHECK_OK(vkf_ksampler_window_sigmas(m->ms, VKF_SCHEDULER_KARRAS, "euler", 4, 1.0, -1, -1,
+                                        false, &sig, &ns, &skip));
+    vkf_tensor *lt = gt_tensor(gpu, VKF_DTYPE_F32, 4, shape, zeros);
+    vkf_value lat = {0}, out = {0}, den = {0};
+    CHECK_OK(vkf_value_set_latent(&lat, vkf_tensor_ref(lt), NULL, NULL, 0));
+    cb_log log = {.stop_at = -1};
+    vkf_latent_sample_params p = {
+        .guide = &spec, .latent = vkf_value_latent(&lat), .noise = {.seed = 1234},
+        .seed = 1234, .sampler_name = "euler", .sigmas = sig, .n_sigmas = ns,
+        .x0_cb = count_cb, .x0_opaque = &log, .log = &quiet,
+    };
+    CHECK_OK(vkf_sample_latent(&p, &out, &den, &e));
+    ref_run r = {.m = m, .B = B, .h = h, .w = w, .pos = &cp, .neg = &cn, .cfg = 5.0,
+                 .latent_in = zeros, .noise = noise};
+    ref_sample(&r, sig, ns, want);
+    float *got = download_latent(&out);
+    gt_compare("txt2img euler", got, want, n, 1e-4f, 1e-4f);
+    CHECK(log.calls == 4 && log.last_step == 3 && log.total == 4);
+    CHECK(vkf_value_latent(&den) != NULL);
+    free(got);
+    vkf_value_clear(&out);
+    vkf_value_clear(&den);
+
+    /* the callback's non-zero return stops sampling with that code */
+    log = (cb_log){.stop_at = 1};
+    CHECK(vkf_sample_latent(&p, &out, NULL, &e) == VKF_EINTERRUPTED);
+    CHECK(log.calls == 2 && out.kind == VKF_VAL_NONE);
+
+    /* img2img (denoise 0.5) on a non-zero latent, batch_index [3, 1] */
+    float *src = malloc((size_t)n * sizeof(float)), *src_in = malloc((size_t)n * sizeof(float));
+    gt_seed(99);
+    for (int64_t i = 0; i < n; i++)
+        src[i] = 3.0f * gt_rand();
+    for (int64_t i = 0; i < n; i++)
+        src_in[i] = src[i] * 0.18215f;
+    vkf_tensor *st = gt_tensor(gpu, VKF_DTYPE_F32, 4, shape, src);
+    int64_t bidx[2] = {3, 1};
+    vkf_value lat2 = {0};
+    CHECK_OK(vkf_value_set_latent(&lat2, vkf_tensor_ref(st), NULL, bidx, 2));
+    vkf_free(sig);
+    CHECK_OK(vkf_ksampler_window_sigmas(m->ms, VKF_SCHEDULER_NORMAL, "euler", 3, 0.5, -1, -1,
+                                        false, &sig, &ns, &skip));
+    float *noise2 = malloc((size_t)n * sizeof(float));
+    int64_t row_shape[4] = {1, 4, h, w};
+    for (int b = 0; b < 2; b++) {
+        int64_t one = bidx[b];
+        CHECK_OK(vkf_prepare_noise(77, row_shape, 4, &one, 1, VKF_RANDN_AVX2,
+                                   noise2 + b * 4 * h * w));
+    }
+    p.latent = vkf_value_latent(&lat2);
+    p.noise.seed = 77;
+    p.seed = 77;
+    p.sigmas = sig;
+    p.n_sigmas = ns;
+    log = (cb_log){.stop_at = -1};
+    CHECK_OK(vkf_sample_latent(&p, &out, NULL, &e));
+    r.latent_in = src_in;
+    r.noise = noise2;
+    ref_sample(&r, sig, ns, want);
+    got = download_latent(&out);
+    gt_compare("img2img denoise 0.5 with batch_index", got, want, n, 1e-4f, 1e-4f);
+    const vkf_latent *ol = vkf_value_latent(&out);
+    CHECK(ol && ol->nb_batch_index == 2 && ol->batch_index[0] == 3);
+    free(got);
+    vkf_value_clear(&out);
+
+    /* add_noise disable + leftover noise kept (KSamplerAdvanced 0..2 of 4) */
+    vkf_free(sig);
+    CHECK_OK(vkf_ksampler_window_sigmas(m->ms, VKF_SCHEDULER_KARRAS, "euler", 4, 1.0, 0, 2,
+                                        false, &sig, &ns, &skip));
+    p.noise.disabled = true;
+    p.sigmas = sig;
+    p.n_sigmas = ns;
+    CHECK_OK(vkf_sample_latent(&p, &out, NULL, &e));
+    r.noise = zeros;
+    ref_sample(&r, sig, ns, want);
+    got = download_latent(&out);
+    gt_compare("disable_noise, leftover", got, want, n, 1e-4f, 1e-4f);
+    free(got);
+    vkf_value_clear(&out);
+    p.noise.disabled = false;
+
+    /* skip (start past the end): the input comes back unchanged */
+    p.skip = true;
+    CHECK_OK(vkf_sample_latent(&p, &out, NULL, &e));
+    got = download_latent(&out);
+    gt_compare("skip", got, src, n, 0, 0);
+    free(got);
+    vkf_value_clear(&out);
+    p.skip = false;
+
+    /* inpainting: noise_mask at 2x the latent size (bilinear: 2x2 means) */
+    int64_t ms_[4] = {1, 1, 2 * h, 2 * w};
+    float *mk = malloc((size_t)(4 * h * w) * sizeof(float));
+    for (int64_t y = 0; y < 2 * h; y++)
+        for (int64_t x = 0; x < 2 * w; x++)
+            mk[y * 2 * w + x] = x >= w ? 1.0f : (x == w - 1 && y % 2 ? 0.5f : 0.0f);
+    vkf_tensor *mt = gt_tensor(gpu, VKF_DTYPE_F32, 4, ms_, mk);
+    float *prep = malloc((size_t)n * sizeof(float));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t c = 0; c < 4; c++)
+            for (int64_t y = 0; y < h; y++)
+                for (int64_t x = 0; x < w; x++) {
+                    double s = 0;
+                    for (int dy = 0; dy < 2; dy++)
+                        for (int dx = 0; dx < 2; dx++)
+                            s += mk[(2 * y + dy) * 2 * w + 2 * x + dx];
+                    prep[((b * 4 + c) * h + y) * w + x] = (float)(s / 4);
+                }
+    vkf_value lat3 = {0};
+    CHECK_OK(vkf_value_set_latent(&lat3, vkf_tensor_ref(st), vkf_tensor_ref(mt), NULL, 0));
+    vkf_free(sig);
+    CHECK_OK(vkf_ksampler_window_sigmas(m->ms, VKF_SCHEDULER_KARRAS, "euler", 4, 1.0, -1, -1,
+                                        false, &sig, &ns, &skip));
+    p.latent = vkf_value_latent(&lat3);
+    p.sigmas = sig;
+    p.n_sigmas = ns;
+    p.noise.seed = 5;
+    p.seed = 5;
+    CHECK_OK(vkf_sample_latent(&p, &out, NULL, &e));
+    float *noise3 = malloc((size_t)n * sizeof(float));
+    CHECK_OK(vkf_prepare_noise(5, shape, 4, NULL, 0, VKF_RANDN_AVX2, noise3));
+    r.noise = noise3;
+    r.mask = prep;
+    ref_sample(&r, sig, ns, want);
+    got = download_latent(&out);
+    gt_compare("inpaint noise_mask", got, want, n, 1e-4f, 1e-4f);
+    /* where the mask is 0 the result is the input latent */
+    CHECK(fabsf(got[0] - src[0]) < 1e-4f && fabsf(got[n - w * h] - src[n - w * h]) < 1e-4f);
+    ol = vkf_value_latent(&out);
+    CHECK(ol && ol->noise_mask == mt);
+    free(got);
+    vkf_value_clear(&out);
+
+    /* ddim re-noises the kept area with noise from seed + 1 */
+    p.sampler_name = "ddim";
+    CHECK_OK(vkf_sample_latent(&p, &out, NULL, &e));
+    float *got_ddim = download_latent(&out);
+    vkf_value_clear(&out);
+    /* same as euler except through the blend noise: reference with the
+     * seed + 1 noise for blending, seed noise for the start */
+    {
+        float *n6 = malloc((size_t)n * sizeof(float));
+        CHECK_OK(vkf_prepare_noise(6, shape, 4, NULL, 0, VKF_RANDN_AVX2, n6));
+        int64_t nn = n;
+        float *x = malloc((size_t)nn * sizeof(float));
+        double *d = malloc((size_t)nn * sizeof(double));
+        bool maxd = vkf_model_sampling_max_denoise(m->ms, sig[0]);
+        for (int64_t i = 0; i < nn; i++)
+            x[i] = (float)(src_in[i] + noise3[i] * (maxd ? sqrt(1.0 + (double)sig[0] * sig[0])
+                                                         : sig[0]));
+        ref_run r6 = r;
+        r6.noise = n6;
+        for (int k = 0; k + 1 < ns; k++) {
+            ref_D(&r6, x, sig[k], d);
+            for (int64_t i = 0; i < nn; i++)
+                x[i] = (float)(x[i] + (x[i] - d[i]) / sig[k] * ((double)sig[k + 1] - sig[k]));
+        }
+        for (int64_t i = 0; i < nn; i++)
+            want[i] = (float)(x[i] / 0.18215);
+        gt_compare("ddim inpaint noise", got_ddim, want, n, 1e-4f, 1e-4f);
+        free(n6);
+        free(x);
+        free(d);
+    }
+    free(got_ddim);
+    p.sampler_name = "euler";
+
+    /* empty sigmas: the latent unchanged */
+    p.n_sigmas = 0;
+    CHECK_OK(vkf_sample_latent(&p, &out, NULL, &e));
+    got = download_latent(&out);
+    gt_compare("no sigmas", got, src, n, 0, 0);
+    free(got);
+    vkf_value_clear(&out);
+
+    vkf_free(sig);
+    vkf_value_clear(&lat);
+    vkf_value_clear(&lat2);
+    vkf_value_clear(&lat3);
+    vkf_tensor_unref(&lt);
+    vkf_tensor_unref(&st);
+    vkf_tensor_unref(&mt);
+    free(zeros);
+    free(noise);
+    free(noise2);
+    free(noise3);
+    free(want);
+    free(src);
+    free(src_in);
+    free(mk);
+    free(prep);
+    unref_obj(pos);
+    unref_obj(neg);
+    unref_obj(m);
+    free_cond(&cp);
+    free_cond(&cn);
+}
+
+/* ------------------------------------------------------------------------ */
+
+const char *const *vkf_ksampler_sampler_options(void);
+
+static void test_sampler_list(void)
+{
+    const char *const *opts = vkf_ksampler_sampler_options();
+    int n = 0;
+    const char *const *impl = vkf_sampler_names(&n);
+    /* every implemented sampler is offered, in ComfyUI's relative order */
+    int pos = 0;
+    for (int i = 0; i < n; i++) {
+        int k = pos;
+        while (opts[k] && strcmp(opts[k], impl[i]))
+            k++;
+        if (!opts[k])
+            fprintf(stderr, "sampler %s missing or out of order in KSampler's list\n", impl[i]);
+        CHECK(opts[k] != NULL);
+        if (opts[k])
+            pos = k + 1;
+    }
+    CHECK(!strcmp(opts[0], "euler"));
+}
+
+int main(void)
+{
+    quiet = (vkf_log){.level = VKF_LOG_ERROR};
+    gpu = gt_gpu_open((vkf_gpu_params){0});
+    test_windows();
+    test_sampler_list();
+    test_cfg();
+    test_goldens();
+    test_runs();
+    return gt_finish(&gpu);
+}
