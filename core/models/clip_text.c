@@ -38,6 +38,7 @@ struct vkf_clip_text {
     vkf_gpu *gpu;
     vkf_clip_text_config cfg;
     int mlp;                        /* fc1 rows */
+    int nominal_layers;             /* what layer_idx counts (see load) */
     clip_layer *layers;
     vkf_tensor *lnf_w, *lnf_b;
     vkf_tensor *proj;               /* NULL: identity */
@@ -381,6 +382,11 @@ int vkf_clip_text_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
         goto fail;
     }
     m->cfg.layers = L;
+    /* Diffusers exports of SD2's encoder (HF names, width 1024) hold 23 of
+     * OpenCLIP-H's 24 blocks.  ComfyUI loads them into its 24-layer model,
+     * so its layer indices (SD2's default penultimate = block 22) count 24:
+     * do the same, so that -2 is the last block present. */
+    m->nominal_layers = lay == LAYOUT_HF && W == 1024 && L == 23 ? 24 : L;
     /* HF names: CLIP-L (quick GELU) unless the tower is H/bigG-wide (the
      * diffusers export of SD2's encoder uses GELU); OpenCLIP: GELU. */
     m->cfg.kind = lay == LAYOUT_OPENCLIP || W >= 1024 ? VKF_CLIP_OPEN_H : VKF_CLIP_L;
@@ -630,7 +636,10 @@ int vkf_clip_text_encode(vkf_clip_text *m, const vkf_clip_tokens *tok, int layer
     }
     /* ComfyUI: |layer_idx| beyond the layer count means the last layer.  The
      * hidden state is the output of layer `stop`; pooled needs all layers. */
-    int stop = layer_idx == 0 || -layer_idx > L ? L - 1 : L + layer_idx;
+    const int NL = m->nominal_layers;
+    int stop = layer_idx == 0 || -layer_idx > NL ? L - 1 : NL + layer_idx;
+    if (stop > L - 1)
+        stop = L - 1;
     int run = pooled ? L : stop + 1;
 
     host = vkf_malloc((size_t)ntok * (size_t)W * sizeof(float));

@@ -14,6 +14,8 @@
  *   - key names and counts of the full-scale synth (not saved).
  *   - every host allocation of load + encode failed in turn: an error, no
  *     leaked block.
+ *   - a diffusers-style SD2 encoder (HF names, width 1024, 23 blocks):
+ *     layer_idx counts 24 blocks as ComfyUI does.
  *
  * `test_clip_text --write DIR` only writes the tiny checkpoints
  * (DIR/clip_sd1_tiny.safetensors, DIR/clip_sd2_tiny.safetensors) that
@@ -419,6 +421,87 @@ static void check_full_synth(void)
     vkf_st_writer_destroy(&sw);
 }
 
+/* A diffusers-style SD2 encoder: HF names, width 1024, 23 blocks (thin
+ * MLPs and f16 to keep the file small).  layer_idx counts 24 blocks as
+ * ComfyUI does: -2 is the last block present, -3 the one before. */
+static void check_sd2_diffusers_layers(vkf_gpu *gpu, const char *dir)
+{
+    char path[4096], n[256];
+    const int64_t D = 1024, M = 32;
+    vkf_st_writer *sw = NULL;
+    vkf_errbuf e = {{0}};
+    snprintf(path, sizeof(path), "%s/te23.safetensors", dir);
+    CHECK_OK(vkf_st_writer_create(SEED, &sw));
+    CHECK_OK(vkf_st_writer_add_random(sw, "text_model.embeddings.token_embedding.weight",
+                                      VKF_WDT_F16, 2, (const int64_t[]){VKF_CLIP_VOCAB, D}, 0,
+                                      0.02f));
+    CHECK_OK(vkf_st_writer_add_random(sw, "text_model.embeddings.position_embedding.weight",
+                                      VKF_WDT_F16, 2, (const int64_t[]){CTX, D}, 0, 0.01f));
+    CHECK_OK(vkf_st_writer_add_const(sw, "text_model.final_layer_norm.weight", VKF_WDT_F16, 1,
+                                     (const int64_t[]){D}, 1));
+    CHECK_OK(vkf_st_writer_add_const(sw, "text_model.final_layer_norm.bias", VKF_WDT_F16, 1,
+                                     (const int64_t[]){D}, 0));
+    static const char *const pr[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+    for (int i = 0; i < 23; i++) {
+#define L_(s) (snprintf(n, sizeof(n), "text_model.encoder.layers.%d." s, i), n)
+        for (int j = 0; j < 4; j++) {
+            snprintf(n, sizeof(n), "text_model.encoder.layers.%d.self_attn.%s.weight", i, pr[j]);
+            CHECK_OK(vkf_st_writer_add_random(sw, n, VKF_WDT_F16, 2, (const int64_t[]){D, D},
+                                              0, 0.03f));
+            snprintf(n, sizeof(n), "text_model.encoder.layers.%d.self_attn.%s.bias", i, pr[j]);
+            CHECK_OK(vkf_st_writer_add_const(sw, n, VKF_WDT_F16, 1, (const int64_t[]){D}, 0));
+        }
+        CHECK_OK(vkf_st_writer_add_const(sw, L_("layer_norm1.weight"), VKF_WDT_F16, 1,
+                                         (const int64_t[]){D}, 1));
+        CHECK_OK(vkf_st_writer_add_const(sw, L_("layer_norm1.bias"), VKF_WDT_F16, 1,
+                                         (const int64_t[]){D}, 0));
+        CHECK_OK(vkf_st_writer_add_const(sw, L_("layer_norm2.weight"), VKF_WDT_F16, 1,
+                                         (const int64_t[]){D}, 1));
+        CHECK_OK(vkf_st_writer_add_const(sw, L_("layer_norm2.bias"), VKF_WDT_F16, 1,
+                                         (const int64_t[]){D}, 0));
+        CHECK_OK(vkf_st_writer_add_random(sw, L_("mlp.fc1.weight"), VKF_WDT_F16, 2,
+                                          (const int64_t[]){M, D}, 0, 0.03f));
+        CHECK_OK(vkf_st_writer_add_const(sw, L_("mlp.fc1.bias"), VKF_WDT_F16, 1,
+                                         (const int64_t[]){M}, 0));
+        CHECK_OK(vkf_st_writer_add_random(sw, L_("mlp.fc2.weight"), VKF_WDT_F16, 2,
+                                          (const int64_t[]){D, M}, 0, 0.1f));
+        CHECK_OK(vkf_st_writer_add_const(sw, L_("mlp.fc2.bias"), VKF_WDT_F16, 1,
+                                         (const int64_t[]){D}, 0));
+#undef L_
+    }
+    CHECK_OK(vkf_st_writer_save(sw, path, &e));
+    vkf_st_writer_destroy(&sw);
+
+    vkf_weights *w = NULL;
+    vkf_clip_text *m = NULL;
+    CHECK_OK(open_weights(path, &w));
+    CHECK_OK(vkf_clip_text_load(gpu, w, "", &m, &e));
+    vkf_weights_close(&w);
+    unlink(path);
+    const vkf_clip_text_config *c = vkf_clip_text_get_config(m);
+    CHECK(c->kind == VKF_CLIP_OPEN_H && !c->quick_gelu && c->layers == 23 && c->heads == 16);
+    vkf_clip_tokens t = {0};
+    t.n_chunks = 1;
+    t.tok = calloc(CTX, sizeof(*t.tok));
+    for (int i = 0; i < CTX; i++)
+        t.tok[i].id = i == 0 ? VKF_CLIP_BOS : i < 6 ? 400 + i : i == 6 ? VKF_CLIP_EOS : 0;
+    /* pooled = final-LN(last block present)[EOS]: hidden(-2) must hold it
+     * at the EOS row, hidden(-3) must not */
+    vkf_tensor *h2 = NULL, *h3 = NULL, *p = NULL;
+    CHECK_OK(vkf_clip_text_encode(m, &t, -2, &h2, NULL));
+    CHECK_OK(vkf_clip_text_encode(m, &t, -3, &h3, &p));
+    float *a = gt_download(h2), *b = gt_download(h3), *d = gt_download(p);
+    double e2 = rel_err(a + 6 * D, d, D), e3 = rel_err(b + 6 * D, d, D);
+    printf("23-block encoder: hidden(-2) vs pooled %.1e, hidden(-3) vs pooled %.1e\n", e2, e3);
+    CHECK(e2 < 1e-5);
+    CHECK(e3 > 1e-3);
+    free(a), free(b), free(d), free(t.tok);
+    vkf_tensor_unref(&h2);
+    vkf_tensor_unref(&h3);
+    vkf_tensor_unref(&p);
+    vkf_clip_text_destroy(&m);
+}
+
 /* Fail every n-th host allocation of load + encode: each one returns an
  * error, leaves no block behind, and the first success is complete. */
 static void check_alloc_failures(vkf_gpu *gpu, const char *path)
@@ -517,6 +600,7 @@ int main(int argc, char **argv)
     check_hf_projection(gpu, dir, path[0]);
     check_refusals(gpu, dir, path[0]);
     check_alloc_failures(gpu, path[1]);
+    check_sd2_diffusers_layers(gpu, dir);
     for (int i = 0; i < 2; i++)
         unlink(path[i]);
     rmdir(dir);

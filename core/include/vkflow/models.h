@@ -152,7 +152,10 @@ const vkf_clip_text_config *vkf_clip_text_get_config(const vkf_clip_text *m);
  *   layer_idx: 0 = the final layer with final_layer_norm (ComfyUI "last");
  *              -k (k >= 1) = output of hidden layer layers-k, then
  *              final_layer_norm (ComfyUI's CLIPSetLastLayer(-k) with
- *              layer_norm_hidden_state; -1 equals 0).
+ *              layer_norm_hidden_state; -1 equals 0; -k beyond the layer
+ *              count equals 0).  Diffusers exports of SD2's encoder hold
+ *              23 of OpenCLIP-H's 24 blocks: there k counts from 24 as in
+ *              ComfyUI, so -2 is the last block present.
  *   *hidden: [n_chunks, 77, width] f32, raw (no prompt weights applied).
  *   *pooled: [n_chunks, proj_dim or width]: final-layer-normed hidden state
  *            at the EOS (argmax id) position through text_projection; NULL
