@@ -23,5 +23,23 @@ extern const vkf_node_def vkf_node_CFGGuider;
 extern const vkf_node_def vkf_node_DualCFGGuider;
 extern const vkf_node_def vkf_node_RandomNoise;
 extern const vkf_node_def vkf_node_DisableNoise;
+extern const vkf_node_def vkf_node_KSamplerSelect;
+extern const vkf_node_def vkf_node_SamplerEulerAncestral;
+extern const vkf_node_def vkf_node_SamplerEulerAncestralCFGPP;
+extern const vkf_node_def vkf_node_SamplerDPMPP_2S_Ancestral;
+extern const vkf_node_def vkf_node_SamplerDPMPP_3M_SDE;
+extern const vkf_node_def vkf_node_SamplerDPMPP_2M_SDE;
+extern const vkf_node_def vkf_node_SamplerDPMPP_SDE;
+extern const vkf_node_def vkf_node_SamplerLMS;
+extern const vkf_node_def vkf_node_BasicScheduler;
+extern const vkf_node_def vkf_node_KarrasScheduler;
+extern const vkf_node_def vkf_node_ExponentialScheduler;
+extern const vkf_node_def vkf_node_PolyexponentialScheduler;
+extern const vkf_node_def vkf_node_SDTurboScheduler;
+extern const vkf_node_def vkf_node_AlignYourStepsScheduler;
+extern const vkf_node_def vkf_node_BetaSamplingScheduler;
+extern const vkf_node_def vkf_node_SplitSigmas;
+extern const vkf_node_def vkf_node_SplitSigmasDenoise;
+extern const vkf_node_def vkf_node_FlipSigmas;
 
 #endif

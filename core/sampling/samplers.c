@@ -25,26 +25,38 @@
 /* ------------------------------------------------------------------------ */
 /* names                                                                     */
 
-/* comfy/samplers.py: KSAMPLER_NAMES + ["ddim", "uni_pc", "uni_pc_bh2"]
- * (SAMPLER_NAMES), the implemented ones, in ComfyUI's order. */
+/* comfy/samplers.py SAMPLER_NAMES (KSAMPLER_NAMES + ddim, uni_pc,
+ * uni_pc_bh2) as of the ComfyUI this project follows (a125cd84,
+ * ../shared/docs/comfyui-reference.md §9.1), in order: KSampler's and
+ * KSamplerSelect's combo. */
 static const char *const sampler_names[] = {
-    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp",
-    "heun", "heunpp2", "exp_heun_2_x0", "exp_heun_2_x0_sde",
-    "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive",
-    "dpmpp_2s_ancestral", "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu",
-    "dpmpp_2m", "dpmpp_2m_cfg_pp", "dpmpp_2m_sde", "dpmpp_2m_sde_gpu",
-    "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu", "dpmpp_3m_sde", "dpmpp_3m_sde_gpu",
-    "ddpm", "lcm", "ipndm", "ipndm_v",
+    "euler", "euler_cfg_pp", "euler_ancestral", "euler_ancestral_cfg_pp", "heun", "heunpp2",
+    "dpm_2", "dpm_2_ancestral", "lms", "dpm_fast", "dpm_adaptive", "dpmpp_2s_ancestral",
+    "dpmpp_2s_ancestral_cfg_pp", "dpmpp_sde", "dpmpp_sde_gpu", "dpmpp_2m", "dpmpp_2m_cfg_pp",
+    "dpmpp_2m_sde", "dpmpp_2m_sde_gpu", "dpmpp_2m_sde_heun", "dpmpp_2m_sde_heun_gpu",
+    "dpmpp_3m_sde", "dpmpp_3m_sde_gpu", "ddpm", "lcm", "ipndm", "ipndm_v", "deis",
     "res_multistep", "res_multistep_cfg_pp", "res_multistep_ancestral",
     "res_multistep_ancestral_cfg_pp", "gradient_estimation", "gradient_estimation_cfg_pp",
-    "er_sde", "seeds_2", "seeds_3", "ddim",
+    "er_sde", "seeds_2", "seeds_3", "sa_solver", "sa_solver_pece", "ddim", "uni_pc",
+    "uni_pc_bh2",
 };
 #define N_SAMPLERS ((int)(sizeof(sampler_names) / sizeof(sampler_names[0])))
 
-/* In ComfyUI's list but not implemented here yet. */
+/* Newer ComfyUI samplers, accepted by name but not in the list above. */
+static const char *const extra_names[] = {"exp_heun_2_x0", "exp_heun_2_x0_sde", NULL};
+
+/* In the list but not implemented yet: vkf_sample refuses them. */
 static const char *const missing_names[] = {
     "deis", "sa_solver", "sa_solver_pece", "uni_pc", "uni_pc_bh2", NULL,
 };
+
+static bool in_list(const char *const *l, const char *name)
+{
+    for (int i = 0; l[i]; i++)
+        if (strcmp(l[i], name) == 0)
+            return true;
+    return false;
+}
 
 const char *const *vkf_sampler_names(int *n)
 {
@@ -53,10 +65,13 @@ const char *const *vkf_sampler_names(int *n)
     return sampler_names;
 }
 
+/* true for every name vkf_sample runs */
 bool vkf_sampler_exists(const char *name)
 {
-    if (!name)
+    if (!name || in_list(missing_names, name))
         return false;
+    if (in_list(extra_names, name))
+        return true;
     for (int i = 0; i < N_SAMPLERS; i++)
         if (strcmp(name, sampler_names[i]) == 0)
             return true;
@@ -1689,13 +1704,12 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model, const floa
         return VKF_EINVAL;
     const char *name = p->sampler ? p->sampler : "";
     if (!vkf_sampler_exists(name)) {
-        for (int i = 0; missing_names[i]; i++)
-            if (is(name, missing_names[i])) {
-                vkf_logf(log, VKF_LOG_ERROR,
-                         "sampler \"%s\" is in ComfyUI's list but not implemented in vkflow yet",
-                         name);
-                return VKF_EUNSUPPORTED;
-            }
+        if (in_list(missing_names, name)) {
+            vkf_logf(log, VKF_LOG_ERROR,
+                     "sampler \"%s\" is in ComfyUI's list but not implemented in vkflow yet",
+                     name);
+            return VKF_EUNSUPPORTED;
+        }
         vkf_logf(log, VKF_LOG_ERROR, "unknown sampler \"%s\"", name);
         return VKF_ENOTFOUND;
     }

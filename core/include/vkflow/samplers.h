@@ -60,11 +60,12 @@ typedef struct vkf_sample_params {
     void *cb_opaque;
 } vkf_sample_params;
 
-/* KSampler's sampler list in ComfyUI's order, the samplers vkflow
- * implements (ComfyUI's deis, sa_solver, sa_solver_pece, uni_pc, uni_pc_bh2
- * are missing: vkf_sample refuses them with VKF_EUNSUPPORTED); *n set to
- * the count. */
+/* KSampler's sampler list (comfy/samplers.py SAMPLER_NAMES) in ComfyUI's
+ * order, 42 names; *n set to the count. */
 const char *const *vkf_sampler_names(int *n);
+/* true for the names vkf_sample runs: the list above minus those not
+ * implemented yet (docs/sampling.md), plus newer ComfyUI samplers outside
+ * the list (exp_heun_2_x0, exp_heun_2_x0_sde). */
 bool vkf_sampler_exists(const char *name);
 
 /*
