@@ -22,6 +22,7 @@
 
 #include "../gpu/gpu_test.h"
 #include "vkflow/guidance.h"
+#include "vkflow/vkflow.h"
 
 #define CTXD 8      /* context width */
 #define TOL 2e-5f
@@ -128,7 +129,7 @@ static void fake_destroy(vkf_diffusion_model *m)
 
 static fake_dm *last_fake;
 
-static vkf_model *fake_model(int in_channels)
+static vkf_model *fake_model_on(vkf_gpu *g, int in_channels)
 {
     fake_dm *f = calloc(1, sizeof(*f));
     f->base.refs = 1;
@@ -138,7 +139,7 @@ static vkf_model *fake_model(int in_channels)
     f->base.out_channels = 4;
     f->base.context_dim = CTXD;
     f->base.prediction = VKF_PREDICTION_EPS;
-    f->base.gpu = gpu;
+    f->base.gpu = g;
     f->base.forward = fake_forward;
     f->base.destroy = fake_destroy;
     vkf_model_sampling *ms = NULL;
@@ -149,6 +150,11 @@ static vkf_model *fake_model(int in_channels)
     vkf_diffusion_model_unref(&d);
     last_fake = f;
     return m;
+}
+
+static vkf_model *fake_model(int in_channels)
+{
+    return fake_model_on(gpu, in_channels);
 }
 
 static void unref_obj(void *p)
@@ -968,6 +974,360 @@ static void test_runs(void)
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/* the nodes, through the executor: same results as the driver called with */
+/* the same objects (wiring, defaults, add_noise / leftover / seeds)       */
+
+static vkf_value captured[4];
+
+static int gpu_of(vkf_exec_ctx *ctx, vkf_gpu **g)
+{
+    return vkf_exec_gpu(ctx, g);
+}
+
+static vkf_conditioning *seeded_cond(vkf_gpu *g, int64_t seed, int64_t T)
+{
+    gt_seed((uint64_t)seed);
+    float *d = gt_random(T * CTXD);
+    int64_t s[3] = {1, T, CTXD};
+    vkf_conditioning *c = vkf_conditioning_new(1);
+    CHECK_OK(vkf_tensor_create(g, VKF_DTYPE_F32, 3, s, &c->e[0].cond));
+    CHECK_OK(vkf_tensor_upload(c->e[0].cond, d));
+    free(d);
+    return c;
+}
+
+static int seeded_latent(vkf_gpu *g, int64_t seed, int64_t b, int64_t h, int64_t w, vkf_value *out)
+{
+    int64_t s[4] = {b, 4, h, w};
+    float *d = calloc((size_t)(b * 4 * h * w), sizeof(float));
+    gt_seed((uint64_t)seed);
+    for (int64_t i = 0; seed && i < b * 4 * h * w; i++)
+        d[i] = 2.0f * gt_rand();
+    vkf_tensor *t = NULL;
+    CHECK_OK(vkf_tensor_create(g, VKF_DTYPE_F32, 4, s, &t));
+    CHECK_OK(vkf_tensor_upload(t, d));
+    free(d);
+    return vkf_value_set_latent(out, t, NULL, NULL, 0);
+}
+
+static int tn_model(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    vkf_gpu *g;
+    int err = gpu_of(ctx, &g);
+    if (err < 0)
+        return err;
+    vkf_model *m = fake_model_on(g, (int)in[0].u.i);
+    vkf_value_set_object(&out[0], &m->obj);
+    return 0;
+}
+
+static int tn_cond(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    vkf_gpu *g;
+    int err = gpu_of(ctx, &g);
+    if (err < 0)
+        return err;
+    vkf_value_set_object(&out[0], &seeded_cond(g, in[0].u.i, in[1].u.i)->obj);
+    return 0;
+}
+
+static int tn_latent(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    vkf_gpu *g;
+    int err = gpu_of(ctx, &g);
+    if (err < 0)
+        return err;
+    return seeded_latent(g, in[0].u.i, in[1].u.i, in[2].u.i, in[3].u.i, &out[0]);
+}
+
+static vkf_model_sampling *sd_ms(void)
+{
+    vkf_model_sampling *ms = NULL;
+    CHECK_OK(vkf_model_sampling_discrete(&ms, VKF_PREDICTION_EPS, 0.00085, 0.012, 1000, false));
+    return ms;
+}
+
+static vkf_sigmas *karras_sigmas(int steps)
+{
+    vkf_model_sampling *ms = sd_ms();
+    float *s = NULL;
+    int n = 0;
+    CHECK_OK(vkf_calculate_sigmas(ms, VKF_SCHEDULER_KARRAS, steps, &s, &n));
+    vkf_sigmas *sg = vkf_sigmas_new(n);
+    memcpy(sg->s, s, (size_t)n * sizeof(float));
+    vkf_free(s);
+    vkf_model_sampling_destroy(&ms);
+    return sg;
+}
+
+static int tn_sigmas(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    (void)ctx;
+    vkf_value_set_object(&out[0], &karras_sigmas((int)in[0].u.i)->obj);
+    return 0;
+}
+
+static int tn_sampler(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    (void)ctx;
+    (void)in;
+    vkf_value_set_object(&out[0], &vkf_sampler_obj_new("euler")->obj);
+    return 0;
+}
+
+static int tn_capture(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    (void)ctx;
+    (void)out;
+    int k = (int)in[1].u.i;
+    vkf_value_clear(&captured[k]);
+    return vkf_value_copy(&captured[k], &in[0]);
+}
+
+static const vkf_input_def tn_model_in[] = {VKF_INPUT_INT("in_ch", 4, 4, 9)};
+static const vkf_input_def tn_cond_in[] = {VKF_INPUT_INT("seed", 0, 0, 1000),
+                                           VKF_INPUT_INT("T", 1, 1, 100)};
+static const vkf_input_def tn_latent_in[] = {
+    VKF_INPUT_INT("seed", 0, 0, 1000), VKF_INPUT_INT("b", 1, 1, 8),
+    VKF_INPUT_INT("h", 8, 1, 64), VKF_INPUT_INT("w", 8, 1, 64)};
+static const vkf_input_def tn_steps_in[] = {VKF_INPUT_INT("steps", 1, 1, 100)};
+static const vkf_input_def tn_cap_in[] = {VKF_INPUT_LINK("v", "LATENT"),
+                                          VKF_INPUT_INT("slot", 0, 0, 3)};
+static const vkf_output_def tn_model_out[] = {{.type = "MODEL"}};
+static const vkf_output_def tn_cond_out[] = {{.type = "CONDITIONING"}};
+static const vkf_output_def tn_latent_out[] = {{.type = "LATENT"}};
+static const vkf_output_def tn_sigmas_out[] = {{.type = "SIGMAS"}};
+static const vkf_output_def tn_sampler_out[] = {{.type = "SAMPLER"}};
+static const vkf_node_def tn_defs[] = {
+    {.name = "TestModel", .inputs = tn_model_in, .nb_inputs = 1, .outputs = tn_model_out,
+     .nb_outputs = 1, .execute = tn_model},
+    {.name = "TestCond", .inputs = tn_cond_in, .nb_inputs = 2, .outputs = tn_cond_out,
+     .nb_outputs = 1, .execute = tn_cond},
+    {.name = "TestLatent", .inputs = tn_latent_in, .nb_inputs = 4, .outputs = tn_latent_out,
+     .nb_outputs = 1, .execute = tn_latent},
+    {.name = "TestSigmas", .inputs = tn_steps_in, .nb_inputs = 1, .outputs = tn_sigmas_out,
+     .nb_outputs = 1, .execute = tn_sigmas},
+    {.name = "TestSampler", .outputs = tn_sampler_out, .nb_outputs = 1, .execute = tn_sampler},
+    {.name = "CapLatent", .inputs = tn_cap_in, .nb_inputs = 2,
+     .flags = VKF_NODE_OUTPUT | VKF_NODE_NOT_IDEMPOTENT, .execute = tn_capture},
+};
+
+static int run_prompt(vkf_registry *reg, vkf_executor *ex, const char *json)
+{
+    vkf_graph *gr = NULL;
+    vkf_load_error le = {0};
+    if (vkf_load_workflow_json(json, strlen(json), reg, &gr, &le) < 0) {
+        fprintf(stderr, "load: %s\n", le.message ? le.message : "?");
+        vkf_load_error_clear(&le);
+        return -100;
+    }
+    vkf_validation val = {0};
+    char *msg = NULL;
+    int err = vkf_executor_run(ex, gr, &val, &msg);
+    if (err == VKF_EVALIDATION)
+        for (int i = 0; i < val.nb_node_errors; i++)
+            for (int k = 0; k < val.node_errors[i].nb_errors; k++)
+                fprintf(stderr, "validation: %s: %s\n", val.node_errors[i].errors[k].message,
+                        val.node_errors[i].errors[k].details);
+    if (err < 0 && msg)
+        fprintf(stderr, "run: %s\n", msg);
+    vkf_free(msg);
+    vkf_validation_clear(&val);
+    vkf_graph_free(&gr);
+    return err;
+}
+
+#define COMMON_NODES                                                                  \
+    "\"1\": {\"class_type\": \"TestModel\", \"inputs\": {\"in_ch\": 4}},"             \
+    "\"2\": {\"class_type\": \"TestCond\", \"inputs\": {\"seed\": 1, \"T\": 3}},"     \
+    "\"3\": {\"class_type\": \"TestCond\", \"inputs\": {\"seed\": 2, \"T\": 6}},"     \
+    "\"4\": {\"class_type\": \"TestLatent\", \"inputs\": {\"seed\": 0, \"b\": 1, "    \
+    "\"h\": 8, \"w\": 8}},"                                                           \
+    "\"5\": {\"class_type\": \"TestLatent\", \"inputs\": {\"seed\": 5, \"b\": 2, "    \
+    "\"h\": 6, \"w\": 8}},"
+
+/* Expected output of a driver call on objects made like the test nodes. */
+static float *expect(vkf_gpu *g, const vkf_guide_spec *spec_in, int64_t latent_seed, int64_t b,
+                     int64_t h, int64_t w, vkf_noise_spec noise, uint64_t seed,
+                     const char *sampler, const vkf_sampler_obj *sobj, const float *sig, int ns,
+                     bool skip, float **x0)
+{
+    vkf_model *m = fake_model_on(g, 4);
+    vkf_conditioning *pos = seeded_cond(g, 1, 3), *neg = seeded_cond(g, 2, 6);
+    vkf_guide_spec spec = *spec_in;
+    spec.model = m;
+    spec.positive = pos;
+    spec.negative = spec_in->negative ? neg : NULL;
+    vkf_value lat = {0}, out = {0}, den = {0};
+    CHECK_OK(seeded_latent(g, latent_seed, b, h, w, &lat));
+    vkf_latent_sample_params p = {
+        .guide = &spec, .latent = vkf_value_latent(&lat), .noise = noise, .seed = seed,
+        .sampler = sobj, .sampler_name = sampler, .sigmas = sig, .n_sigmas = ns, .skip = skip,
+        .log = &quiet,
+    };
+    vkf_errbuf e = {{0}};
+    CHECK_OK(vkf_sample_latent(&p, &out, x0 ? &den : NULL, &e));
+    float *r = download_latent(&out);
+    if (x0)
+        *x0 = download_latent(&den);
+    vkf_value_clear(&lat);
+    vkf_value_clear(&out);
+    vkf_value_clear(&den);
+    unref_obj(pos);
+    unref_obj(neg);
+    unref_obj(m);
+    return r;
+}
+
+static void check_captured(int slot, const float *want, int64_t n, const char *what)
+{
+    float *got = download_latent(&captured[slot]);
+    CHECK(got != NULL);
+    if (got && want)
+        gt_compare(what, got, want, n, 0, 0);
+    free(got);
+}
+
+static void test_nodes(void)
+{
+    vkf_registry *reg = NULL;
+    vkf_paths *paths = NULL;
+    vkf_executor *ex = NULL;
+    CHECK_OK(vkf_registry_create(&reg));
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(tn_defs); i++)
+        CHECK_OK(vkf_registry_add(reg, &tn_defs[i]));
+    CHECK_OK(vkf_paths_create(&paths, &quiet));
+    const char *v = getenv("VKF_VALIDATION");
+    vkf_gpu_params gp = {.validation = !(v && !strcmp(v, "0")), .log = &gt_log};
+    vkf_gpu *probe = NULL;
+    if (gp.validation && vkf_gpu_create(&gp, &probe) == VKF_EUNSUPPORTED)
+        gp.validation = false;
+    vkf_gpu_destroy(&probe);
+    vkf_executor_params ep = {.registry = reg, .paths = paths, .log = &quiet, .gpu_params = &gp};
+    CHECK_OK(vkf_executor_create(&ex, &ep));
+    char json[4096];
+
+    /* KSampler */
+    snprintf(json, sizeof(json),
+             "{" COMMON_NODES
+             "\"6\": {\"class_type\": \"KSampler\", \"inputs\": {\"model\": [\"1\", 0], "
+             "\"seed\": 42, \"steps\": 3, \"cfg\": 4.0, \"sampler_name\": \"euler\", "
+             "\"scheduler\": \"karras\", \"positive\": [\"2\", 0], \"negative\": [\"3\", 0], "
+             "\"latent_image\": [\"4\", 0], \"denoise\": 1.0}},"
+             "\"7\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"6\", 0], \"slot\": 0}},"
+             "\"8\": {\"class_type\": \"KSamplerAdvanced\", \"inputs\": {\"model\": [\"1\", 0], "
+             "\"add_noise\": \"disable\", \"noise_seed\": 42, \"steps\": 4, \"cfg\": 3.0, "
+             "\"sampler_name\": \"euler\", \"scheduler\": \"normal\", \"positive\": [\"2\", 0], "
+             "\"negative\": [\"3\", 0], \"latent_image\": [\"5\", 0], \"start_at_step\": 1, "
+             "\"end_at_step\": 3, \"return_with_leftover_noise\": \"enable\"}},"
+             "\"9\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"8\", 0], \"slot\": 1}}"
+             "}");
+    CHECK(run_prompt(reg, ex, json) == 0);
+    vkf_gpu *g = vkf_executor_gpu(ex);
+    if (!g) {
+        gt_failures++;
+        goto done;
+    }
+    vkf_model_sampling *ms = sd_ms();
+    float *sig = NULL;
+    int ns = 0;
+    bool skip = false;
+    vkf_guide_spec spec = {.negative = (void *)1, .cfg = 4.0};
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_KARRAS, "euler", 3, 1.0, -1, -1, false,
+                                        &sig, &ns, &skip));
+    float *want = expect(g, &spec, 0, 1, 8, 8, (vkf_noise_spec){.seed = 42}, 42, "euler", NULL,
+                         sig, ns, skip, NULL);
+    check_captured(0, want, 4 * 8 * 8, "KSampler node");
+    free(want);
+    vkf_free(sig);
+    spec.cfg = 3.0;
+    CHECK_OK(vkf_ksampler_window_sigmas(ms, VKF_SCHEDULER_NORMAL, "euler", 4, 1.0, 1, 3, false,
+                                        &sig, &ns, &skip));
+    CHECK(ns == 3 && sig[2] != 0.0f);
+    want = expect(g, &spec, 5, 2, 6, 8, (vkf_noise_spec){.disabled = true, .seed = 42}, 42,
+                  "euler", NULL, sig, ns, skip, NULL);
+    check_captured(1, want, 2 * 4 * 6 * 8, "KSamplerAdvanced node");
+    free(want);
+    vkf_free(sig);
+
+    /* SamplerCustomAdvanced with RandomNoise + CFGGuider; SamplerCustom
+     * without noise; BasicGuider + DisableNoise */
+    snprintf(json, sizeof(json),
+             "{" COMMON_NODES
+             "\"10\": {\"class_type\": \"RandomNoise\", \"inputs\": {\"noise_seed\": 7}},"
+             "\"11\": {\"class_type\": \"CFGGuider\", \"inputs\": {\"model\": [\"1\", 0], "
+             "\"positive\": [\"2\", 0], \"negative\": [\"3\", 0], \"cfg\": 2.5}},"
+             "\"12\": {\"class_type\": \"TestSampler\", \"inputs\": {}},"
+             "\"13\": {\"class_type\": \"TestSigmas\", \"inputs\": {\"steps\": 3}},"
+             "\"14\": {\"class_type\": \"SamplerCustomAdvanced\", \"inputs\": {\"noise\": "
+             "[\"10\", 0], \"guider\": [\"11\", 0], \"sampler\": [\"12\", 0], \"sigmas\": "
+             "[\"13\", 0], \"latent_image\": [\"5\", 0]}},"
+             "\"15\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"14\", 0], \"slot\": 0}},"
+             "\"16\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"14\", 1], \"slot\": 1}},"
+             "\"17\": {\"class_type\": \"SamplerCustom\", \"inputs\": {\"model\": [\"1\", 0], "
+             "\"add_noise\": false, \"noise_seed\": 9, \"cfg\": 6.0, \"positive\": [\"2\", 0], "
+             "\"negative\": [\"3\", 0], \"sampler\": [\"12\", 0], \"sigmas\": [\"13\", 0], "
+             "\"latent_image\": [\"5\", 0]}},"
+             "\"18\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"17\", 0], \"slot\": 2}},"
+             "\"19\": {\"class_type\": \"BasicGuider\", \"inputs\": {\"model\": [\"1\", 0], "
+             "\"conditioning\": [\"2\", 0]}},"
+             "\"20\": {\"class_type\": \"DisableNoise\", \"inputs\": {}},"
+             "\"21\": {\"class_type\": \"SamplerCustomAdvanced\", \"inputs\": {\"noise\": "
+             "[\"20\", 0], \"guider\": [\"19\", 0], \"sampler\": [\"12\", 0], \"sigmas\": "
+             "[\"13\", 0], \"latent_image\": [\"5\", 0]}},"
+             "\"22\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"21\", 0], \"slot\": 3}}"
+             "}");
+    CHECK(run_prompt(reg, ex, json) == 0);
+    vkf_sigmas *ks = karras_sigmas(3);
+    vkf_sampler_obj *so = vkf_sampler_obj_new("euler");
+    float *x0 = NULL;
+    spec.cfg = 2.5;
+    want = expect(g, &spec, 5, 2, 6, 8, (vkf_noise_spec){.seed = 7}, 7, NULL, so, ks->s, ks->n,
+                  false, &x0);
+    check_captured(0, want, 2 * 4 * 6 * 8, "SamplerCustomAdvanced output");
+    check_captured(1, x0, 2 * 4 * 6 * 8, "SamplerCustomAdvanced denoised_output");
+    free(want);
+    free(x0);
+    spec.cfg = 6.0;
+    want = expect(g, &spec, 5, 2, 6, 8, (vkf_noise_spec){.disabled = true, .seed = 9}, 9, NULL,
+                  so, ks->s, ks->n, false, NULL);
+    check_captured(2, want, 2 * 4 * 6 * 8, "SamplerCustom add_noise false");
+    free(want);
+    vkf_guide_spec basic = {.negative = NULL, .cfg = 1.0};
+    want = expect(g, &basic, 5, 2, 6, 8, (vkf_noise_spec){.disabled = true}, 0, NULL, so, ks->s,
+                  ks->n, false, NULL);
+    check_captured(3, want, 2 * 4 * 6 * 8, "BasicGuider + DisableNoise");
+    free(want);
+    unref_obj(ks);
+    unref_obj(so);
+
+    /* DualCFGGuider "nested" is refused with a message */
+    snprintf(json, sizeof(json),
+             "{" COMMON_NODES
+             "\"10\": {\"class_type\": \"DualCFGGuider\", \"inputs\": {\"model\": [\"1\", 0], "
+             "\"cond1\": [\"2\", 0], \"cond2\": [\"3\", 0], \"negative\": [\"3\", 0], "
+             "\"cfg_conds\": 8.0, \"cfg_cond2_negative\": 8.0, \"style\": \"nested\"}},"
+             "\"12\": {\"class_type\": \"TestSampler\", \"inputs\": {}},"
+             "\"13\": {\"class_type\": \"TestSigmas\", \"inputs\": {\"steps\": 2}},"
+             "\"20\": {\"class_type\": \"DisableNoise\", \"inputs\": {}},"
+             "\"21\": {\"class_type\": \"SamplerCustomAdvanced\", \"inputs\": {\"noise\": "
+             "[\"20\", 0], \"guider\": [\"10\", 0], \"sampler\": [\"12\", 0], \"sigmas\": "
+             "[\"13\", 0], \"latent_image\": [\"5\", 0]}},"
+             "\"22\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"21\", 0], \"slot\": 3}}"
+             "}");
+    CHECK(run_prompt(reg, ex, json) < 0);
+    vkf_model_sampling_destroy(&ms);
+done:
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(captured); i++)
+        vkf_value_clear(&captured[i]);
+    g = vkf_executor_gpu(ex);
+    CHECK(!g || vkf_gpu_validation_messages(g) == 0);
+    vkf_executor_destroy(&ex);
+    vkf_registry_destroy(&reg);
+    vkf_paths_destroy(&paths);
+}
+
 const char *const *vkf_ksampler_sampler_options(void);
 
 static void test_sampler_list(void)
@@ -999,5 +1359,6 @@ int main(void)
     test_cfg();
     test_goldens();
     test_runs();
+    test_nodes();
     return gt_finish(&gpu);
 }
