@@ -62,14 +62,15 @@ static bool ascii_ieq(const char *a, const char *b)
 }
 
 /* float(s) as CPython parses a str: Unicode digits and spaces accepted,
- * '_' only between digits, surrounding whitespace stripped, inf/nan. */
-static bool py_float(const uint32_t *s, int n, double *out)
+ * '_' only between digits, surrounding whitespace stripped, inf/nan.
+ * 1 parsed, 0 not a number, VKF_ENOMEM. */
+static int py_float(const uint32_t *s, int n, double *out)
 {
     char stack[64];
     char *buf = n < (int)sizeof(stack) ? stack : vkf_malloc((size_t)n + 1);
-    bool ok = false;
+    int ok = 0;
     if (!buf)
-        return false;
+        return VKF_ENOMEM;
     int m = 0;
     int prev = 0;
     for (int i = 0; i < n; i++) {
@@ -109,12 +110,12 @@ static bool py_float(const uint32_t *s, int n, double *out)
         q++;
     if (ascii_ieq(q, "inf") || ascii_ieq(q, "infinity")) {
         *out = *p == '-' ? -INFINITY : INFINITY;
-        ok = true;
+        ok = 1;
         goto done;
     }
     if (ascii_ieq(q, "nan")) {
         *out = *p == '-' ? -NAN : NAN;
-        ok = true;
+        ok = 1;
         goto done;
     }
     int digits = 0;
@@ -139,7 +140,7 @@ static bool py_float(const uint32_t *s, int n, double *out)
     if (*q)
         goto done;
     *out = strtod(p, NULL);
-    ok = true;
+    ok = 1;
 done:
     if (buf != stack)
         vkf_free(buf);
@@ -215,7 +216,12 @@ static int token_weights(const uint32_t *c, int n, seg_list *out)
                     break;
                 }
             double v;
-            if (colon > s && py_float(c + colon + 1, e - colon - 1, &v)) {
+            int parsed = colon > s ? py_float(c + colon + 1, e - colon - 1, &v) : 0;
+            if (parsed < 0) {
+                err = parsed;
+                break;
+            }
+            if (parsed) {
                 w = v;
                 e = colon;
             }
@@ -497,8 +503,10 @@ static int make_chunks(const groups *g, int32_t pad, tok_out *o)
     int err = 0, len = 1;
     VKF_TRY(out_push(o, VKF_CLIP_BOS, 1.0f));
     for (int k = 0; k < g->n_groups; k++) {
-        const vkf_clip_token *t = g->tok + g->start[k];
         int gl = g->start[k + 1] - g->start[k], pos = 0;
+        if (!gl)
+            continue;   /* a word of no tokens (whitespace, a 0-row embedding) */
+        const vkf_clip_token *t = g->tok + g->start[k];
         bool large = gl >= MAX_WORD_LENGTH;
         while (pos < gl) {
             if (gl - pos + len > body) {

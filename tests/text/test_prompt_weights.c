@@ -258,7 +258,8 @@ static void test_alloc_failures(void)
         vkf_clip_tokens out;
         vkf_alloc_fail_at(k);
         int err = run("(masterpiece:1.2), \\(x\\) embedding:badhands, ((Ελληνικά)) "
-                      "embedding:missing, a long long long prompt",
+                      "embedding:missing, a long long long prompt (weight written long:"
+                      "                                                                1.5)",
                       true, &st, &out);
         bool failed = vkf_alloc_failed();
         vkf_alloc_fail_at(-1);

@@ -77,10 +77,13 @@ int vkf_st_writer_save(vkf_st_writer *w, const char *path, vkf_errbuf *e);
 
 typedef struct vkf_clip_tokenizer vkf_clip_tokenizer;
 
-/* The BPE vocabulary embedded in the binary (openai/CLIP, MIT). */
+/* The BPE vocabulary embedded in the binary (openai/CLIP, MIT).  A
+ * tokenizer is immutable once created: threads may share it. */
 int vkf_clip_tokenizer_create(vkf_clip_tokenizer **out);
 void vkf_clip_tokenizer_destroy(vkf_clip_tokenizer **t);
-/* CLIP's tokenize of text without BOS/EOS: *ids vkf_malloc'ed, *n entries. */
+/* CLIP's tokenize of text without BOS/EOS: *ids vkf_malloc'ed (never NULL
+ * on success, even for 0 ids), *n entries.  Cleaning as openai/CLIP without
+ * ftfy (docs/models.md "Text encoding"); invalid UTF-8 reads as U+FFFD. */
 int vkf_clip_tokenize(const vkf_clip_tokenizer *t, const char *text, int32_t **ids, int *n);
 
 /* A token of a weighted prompt: id < VKF_CLIP_VOCAB is a vocabulary id;
@@ -114,7 +117,9 @@ typedef struct vkf_clip_tokenize_params {
 
 /* ComfyUI's SDTokenizer.tokenize_with_weights: (word:1.2), ((word)), [x]
  * is plain text, \( \) escapes, embedding:name, words kept whole across
- * 77-token chunks where ComfyUI keeps them. */
+ * 77-token chunks where ComfyUI keeps them.  p NULL: pad_with_end, no
+ * lookup.  On failure *out is zeroed; VKF_EINVAL (logged) for
+ * "embedding:" without a name or a lookup with embed_dim <= 0. */
 int vkf_clip_tokenize_weighted(const vkf_clip_tokenizer *t, const char *prompt,
                                const vkf_clip_tokenize_params *p, vkf_clip_tokens *out);
 void vkf_clip_tokens_free(vkf_clip_tokens *t);
