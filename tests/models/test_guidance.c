@@ -1329,25 +1329,28 @@ done:
 }
 
 const char *const *vkf_ksampler_sampler_options(void);
+const char *const *vkf_ksampler_scheduler_options(void);
 
 static void test_sampler_list(void)
 {
+    /* KSampler's combo is ComfyUI's SAMPLER_NAMES, as vkf_sampler_names() */
     const char *const *opts = vkf_ksampler_sampler_options();
-    int n = 0;
-    const char *const *impl = vkf_sampler_names(&n);
-    /* every implemented sampler is offered, in ComfyUI's relative order */
-    int pos = 0;
-    for (int i = 0; i < n; i++) {
-        int k = pos;
-        while (opts[k] && strcmp(opts[k], impl[i]))
-            k++;
-        if (!opts[k])
-            fprintf(stderr, "sampler %s missing or out of order in KSampler's list\n", impl[i]);
-        CHECK(opts[k] != NULL);
-        if (opts[k])
-            pos = k + 1;
+    int n = 0, k = 0;
+    const char *const *names = vkf_sampler_names(&n);
+    while (opts[k])
+        k++;
+    CHECK(k == n);
+    for (int i = 0; i < n && i < k; i++) {
+        if (strcmp(opts[i], names[i]))
+            fprintf(stderr, "sampler %d: KSampler lists %s, vkf_sampler_names %s\n", i, opts[i],
+                    names[i]);
+        CHECK(!strcmp(opts[i], names[i]));
     }
-    CHECK(!strcmp(opts[0], "euler"));
+    /* and the scheduler combo vkf_scheduler_name's list */
+    const char *const *sch = vkf_ksampler_scheduler_options();
+    for (int i = 0; i < VKF_SCHEDULER_COUNT; i++)
+        CHECK(sch[i] && !strcmp(sch[i], vkf_scheduler_name((vkf_scheduler)i)));
+    CHECK(sch[VKF_SCHEDULER_COUNT] == NULL);
 }
 
 int main(void)
