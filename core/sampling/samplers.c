@@ -47,7 +47,7 @@ static const char *const extra_names[] = {"exp_heun_2_x0", "exp_heun_2_x0_sde", 
 
 /* In the list but not implemented yet: vkf_sample refuses them. */
 static const char *const missing_names[] = {
-    "deis", "sa_solver", "sa_solver_pece", "uni_pc", "uni_pc_bh2", NULL,
+    "deis", "sa_solver", "sa_solver_pece", NULL,
 };
 
 static bool in_list(const char *const *l, const char *name)
@@ -1680,6 +1680,234 @@ static int s_seeds_3(smp *s, float *sig, int ns, float *x, float *const *w)
     return 0;
 }
 
+/* ---- uni_pc, uni_pc_bh2 (comfy/extra_samplers/uni_pc.py) ---------------- */
+
+/* SigmaConvert: the VP view of a VE sigma */
+static float uc_mlmc(float sg) { return 0.5f * logf(1.0f / (sg * sg + 1.0f)); }
+static float uc_alpha(float sg) { return f_exp(uc_mlmc(sg)); }
+static float uc_std(float sg) { return sqrtf(1.0f - f_exp(2.0f * uc_mlmc(sg))); }
+static float uc_lambda(float sg)
+{
+    float m = uc_mlmc(sg);
+    return m - 0.5f * logf(1.0f - f_exp(2.0f * m));
+}
+
+/* Solves the k×k system a·x = b (k <= 3) in double, partial pivoting. */
+static void solve_small(int k, const float *a, const float *b, float *x)
+{
+    double m[3][4];
+    for (int i = 0; i < k; i++) {
+        for (int j = 0; j < k; j++)
+            m[i][j] = a[i * 3 + j];
+        m[i][k] = b[i];
+    }
+    for (int c = 0; c < k; c++) {
+        int p = c;
+        for (int r = c + 1; r < k; r++)
+            if (fabs(m[r][c]) > fabs(m[p][c]))
+                p = r;
+        for (int j = 0; j <= k; j++) {
+            double t = m[c][j];
+            m[c][j] = m[p][j];
+            m[p][j] = t;
+        }
+        for (int r = c + 1; r < k; r++) {
+            double f = m[r][c] / m[c][c];
+            for (int j = c; j <= k; j++)
+                m[r][j] -= f * m[c][j];
+        }
+    }
+    for (int i = k - 1; i >= 0; i--) {
+        double v = m[i][k];
+        for (int j = i + 1; j < k; j++)
+            v -= m[i][j] * x[j];
+        x[i] = (float)(v / m[i][i]);
+    }
+}
+
+typedef struct unipc {
+    smp *s;
+    bool bh2;
+    float *inp, *den, *xt_, *d1[2];
+    float *m[3];       /* model_prev_list, oldest first */
+    float tl[3];       /* t_prev_list */
+    int nl;
+    float *mt;         /* model_t of the last update */
+} unipc;
+
+/* data_prediction_fn of the noise model built from D (predict_eps_sigma) */
+static int uc_model(unipc *u, const float *x, float t, float *out)
+{
+    size_t n = u->s->n;
+    float sc = sqrtf(t * t + 1.0f);
+    for (size_t k = 0; k < n; k++)
+        u->inp[k] = x[k] * sc;
+    CHECK(model_call(u->s, u->inp, t, u->den));
+    float sd = uc_std(t), al = uc_alpha(t);
+    for (size_t k = 0; k < n; k++) {
+        float eps = (u->inp[k] - u->den[k]) / t;
+        out[k] = (x[k] - sd * eps) / al;
+    }
+    return 0;
+}
+
+/* multistep_uni_pc_bh_update; *has_mt tells whether u->mt was computed */
+static int uc_update(unipc *u, float *x, float t, int order, bool use_corrector, bool *has_mt)
+{
+    size_t n = u->s->n;
+    float tp0 = u->tl[u->nl - 1];
+    const float *mp0 = u->m[u->nl - 1];
+    float lp0 = uc_lambda(tp0), lt = uc_lambda(t);
+    float sp0 = uc_std(tp0), st = uc_std(t);
+    float alpha_t = f_exp(uc_mlmc(t));
+    float h = lt - lp0;
+    float rks[3];
+    int nd = order - 1;
+    for (int i = 1; i < order; i++) {
+        float rk = (uc_lambda(u->tl[u->nl - 1 - i]) - lp0) / h;
+        rks[i - 1] = rk;
+        const float *mi = u->m[u->nl - 1 - i];
+        for (size_t k = 0; k < n; k++)
+            u->d1[i - 1][k] = (mi[k] - mp0[k]) / rk;
+    }
+    rks[order - 1] = 1.0f;
+    float hh = -h;
+    float h_phi_1 = expm1f(hh);
+    float B_h = u->bh2 ? expm1f(hh) : hh;
+    /* b in float64 as ComfyUI computes it (near-cancelling recurrence) */
+    double hh64 = hh, hpk = expm1(hh64) / hh64 - 1.0, B64 = u->bh2 ? expm1(hh64) : hh64;
+    double fact = 1;
+    float b[3], R[9];
+    for (int i = 1; i <= order; i++) {
+        for (int j = 0; j < order; j++)
+            R[(i - 1) * 3 + j] = i == 1 ? 1.0f : (i == 2 ? rks[j] : rks[j] * rks[j]);
+        b[i - 1] = (float)(hpk * fact / B64);
+        fact *= (i + 1);
+        hpk = hpk / hh64 - 1.0 / fact;
+    }
+    float rp[3] = {0}, rc[3] = {0};
+    if (nd > 0) {
+        if (order == 2)
+            rp[0] = 0.5f;
+        else
+            solve_small(order - 1, R, b, rp);
+    }
+    if (use_corrector) {
+        if (order == 1)
+            rc[0] = 0.5f;
+        else
+            solve_small(order, R, b, rc);
+    }
+    float c0 = st / sp0, c1 = alpha_t * h_phi_1, cb = alpha_t * B_h;
+    for (size_t k = 0; k < n; k++) {
+        u->xt_[k] = c0 * x[k] - c1 * mp0[k];
+        float pr = 0.0f;
+        if (nd > 0) {
+            pr = u->d1[0][k] * rp[0];
+            if (nd > 1)
+                pr = pr + u->d1[1][k] * rp[1];
+        }
+        x[k] = nd > 0 ? u->xt_[k] - cb * pr : u->xt_[k];
+    }
+    *has_mt = false;
+    if (use_corrector) {
+        CHECK(uc_model(u, x, t, u->mt));
+        *has_mt = true;
+        float rlast = rc[order - 1];
+        for (size_t k = 0; k < n; k++) {
+            float cr = 0.0f;
+            if (nd > 0) {
+                cr = u->d1[0][k] * rc[0];
+                if (nd > 1)
+                    cr = cr + u->d1[1][k] * rc[1];
+            }
+            float d1t = u->mt[k] - mp0[k];
+            x[k] = u->xt_[k] - cb * (cr + rlast * d1t);
+        }
+    }
+    return 0;
+}
+
+static int s_uni_pc(smp *s, float *sig, int ns, float *x, bool bh2)
+{
+    size_t n = s->n;
+    float *mem = vkf_malloc(10 * n * sizeof(float));
+    if (!mem)
+        return VKF_ENOMEM;
+    unipc u = {.s = s, .bh2 = bh2};
+    u.inp = mem;
+    u.den = mem + n;
+    u.xt_ = mem + 2 * n;
+    u.d1[0] = mem + 3 * n;
+    u.d1[1] = mem + 4 * n;
+    for (int i = 0; i < 3; i++)
+        u.m[i] = mem + (5 + (size_t)i) * n;
+    u.mt = mem + 8 * n;
+    float *spare = mem + 9 * n;
+    if (sig[ns - 1] == 0)
+        sig[ns - 1] = 0.001f;
+    float sc = sqrtf(1.0f + sig[0] * sig[0]);
+    for (size_t k = 0; k < n; k++)
+        x[k] = x[k] / sc;
+    int steps = ns - 1;
+    int order = ns - 2 < 3 ? ns - 2 : 3;
+    int rc = 0;
+    for (int si = 0; si < steps && !rc; si++) {
+        bool has_mt;
+        if (si == 0) {
+            rc = uc_model(&u, x, sig[0], u.m[0]);
+            u.tl[0] = sig[0];
+            u.nl = 1;
+        } else if (si < order) {
+            float t = sig[si];
+            if ((rc = uc_update(&u, x, t, si, true, &has_mt)))
+                break;
+            float *slot = u.m[u.nl];
+            if (has_mt)
+                memcpy(slot, u.mt, n * sizeof(float));
+            else if ((rc = uc_model(&u, x, t, slot)))
+                break;
+            u.tl[u.nl++] = t;
+        } else {
+            int extra = si == steps - 1 ? 1 : 0;
+            for (int st = si; st <= si + extra && !rc; st++) {
+                float t = sig[st];
+                int so = order < steps + 1 - st ? order : steps + 1 - st;
+                bool corr = st != steps;
+                if ((rc = uc_update(&u, x, t, so, corr, &has_mt)))
+                    break;
+                /* shift the lists; the oldest buffer is reused */
+                float *old = u.m[0];
+                for (int i = 0; i < order - 1; i++) {
+                    u.tl[i] = u.tl[i + 1];
+                    u.m[i] = u.m[i + 1];
+                }
+                u.m[order - 1] = old;
+                u.tl[order - 1] = t;
+                if (st < steps) {
+                    if (has_mt)
+                        memcpy(u.m[order - 1], u.mt, n * sizeof(float));
+                    else if ((rc = uc_model(&u, x, t, u.m[order - 1])))
+                        break;
+                } else {
+                    /* model_prev_list[-1] keeps the shifted-in entry */
+                    memcpy(spare, u.m[order - 2 >= 0 ? order - 2 : 0], n * sizeof(float));
+                    memcpy(u.m[order - 1], spare, n * sizeof(float));
+                }
+            }
+        }
+        if (!rc)
+            rc = step_cb(s, si, x, u.m[u.nl > 0 ? (si < order ? u.nl - 1 : order - 1) : 0]);
+    }
+    if (!rc) {
+        float al = uc_alpha(sig[ns - 1]);
+        for (size_t k = 0; k < n; k++)
+            x[k] = x[k] / al;
+    }
+    vkf_free(mem);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* dispatch                                                                  */
 
@@ -1856,6 +2084,8 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model, const floa
         rc = s_seeds_2(&s, sig, n_sigmas, x, w, s.eta, s.s_noise, s.r, false);
     else if (is(name, "seeds_3"))
         rc = s_seeds_3(&s, sig, n_sigmas, x, w);
+    else if (is(name, "uni_pc") || is(name, "uni_pc_bh2"))
+        rc = s_uni_pc(&s, sig, n_sigmas, x, is(name, "uni_pc_bh2"));
     else
         rc = VKF_ENOTFOUND;
 

@@ -1018,6 +1018,117 @@ def seeds_3(m, x, sigmas, cb, o):
     return x
 
 
+
+# uni_pc (comfy/extra_samplers/uni_pc.py: SigmaConvert, model_wrapper "noise",
+# UniPC.multistep_uni_pc_bh_update, UniPC.sample multistep, sample_unipc)
+
+class SigmaConvert:
+    def mlmc(self, sigma):
+        return 0.5 * torch.log(1 / ((sigma * sigma) + 1))
+
+    def alpha(self, t):
+        return torch.exp(self.mlmc(t))
+
+    def std(self, t):
+        return torch.sqrt(1. - torch.exp(2. * self.mlmc(t)))
+
+    def lam(self, t):
+        m = self.mlmc(t)
+        return m - 0.5 * torch.log(1. - torch.exp(2. * m))
+
+
+def uni_pc(m, x, sigmas, cb, o, variant="bh1"):
+    ns = SigmaConvert()
+    timesteps = sigmas.clone()
+    if timesteps[-1] == 0:
+        timesteps[-1] = 0.001
+
+    def model_fn(xx, t):
+        inp = xx * ((t ** 2 + 1.0) ** 0.5)
+        noise = (inp - m(inp, t)) / t
+        return (xx - ns.std(t) * noise) / ns.alpha(t)
+
+    def update(xx, mpl, tpl, t, order, use_corrector):
+        tp0 = tpl[-1]
+        lp0, lt = ns.lam(tp0), ns.lam(t)
+        mp0 = mpl[-1]
+        sp0, st = ns.std(tp0), ns.std(t)
+        alpha_t = torch.exp(ns.mlmc(t))
+        h = lt - lp0
+        rks, D1s = [], []
+        for i in range(1, order):
+            rk = (ns.lam(tpl[-(i + 1)]) - lp0) / h
+            rks.append(rk)
+            D1s.append((mpl[-(i + 1)] - mp0) / rk)
+        rks.append(torch.tensor(1.))
+        rks = torch.stack(rks)
+        hh = -h
+        h_phi_1 = torch.expm1(hh)
+        B_h = hh if variant == "bh1" else torch.expm1(hh)
+        hh64 = hh.double()
+        hpk = torch.expm1(hh64) / hh64 - 1
+        B64 = hh64 if variant == "bh1" else torch.expm1(hh64)
+        fact = 1
+        R, b = [], []
+        for i in range(1, order + 1):
+            R.append(torch.pow(rks, i - 1))
+            b.append(hpk * fact / B64)
+            fact *= (i + 1)
+            hpk = hpk / hh64 - 1 / fact
+        R = torch.stack(R)
+        b = torch.tensor(b, dtype=torch.float32)
+        if len(D1s) > 0:
+            D1s = torch.stack(D1s, dim=1)
+            rhos_p = torch.tensor([0.5]) if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1])
+        else:
+            D1s = None
+        if use_corrector:
+            rhos_c = torch.tensor([0.5]) if order == 1 else torch.linalg.solve(R, b)
+        x_t_ = (st / sp0) * xx - (alpha_t * h_phi_1) * mp0
+        pred_res = torch.tensordot(D1s, rhos_p, dims=([1], [0])) if D1s is not None else 0
+        x_t = x_t_ - (alpha_t * B_h) * pred_res
+        model_t = None
+        if use_corrector:
+            model_t = model_fn(x_t, t)
+            corr_res = torch.tensordot(D1s, rhos_c[:-1], dims=([1], [0])) if D1s is not None else 0
+            x_t = x_t_ - (alpha_t * B_h) * (corr_res + rhos_c[-1] * (model_t - mp0))
+        return x_t, model_t
+
+    x = x / torch.sqrt(1.0 + timesteps[0] ** 2.0)
+    steps = len(timesteps) - 1
+    order = min(3, len(timesteps) - 2)
+    for si in range(steps):
+        if si == 0:
+            mpl = [model_fn(x, timesteps[0])]
+            tpl = [timesteps[0]]
+        elif si < order:
+            t = timesteps[si]
+            x, mx = update(x, mpl, tpl, t, si, True)
+            if mx is None:
+                mx = model_fn(x, t)
+            mpl.append(mx)
+            tpl.append(t)
+        else:
+            extra = 1 if si == steps - 1 else 0
+            for st in range(si, si + 1 + extra):
+                t = timesteps[st]
+                so = min(order, steps + 1 - st)
+                x, mx = update(x, mpl, tpl, t, so, st != steps)
+                for i in range(order - 1):
+                    tpl[i] = tpl[i + 1]
+                    mpl[i] = mpl[i + 1]
+                tpl[-1] = t
+                if st < steps:
+                    if mx is None:
+                        mx = model_fn(x, t)
+                    mpl[-1] = mx
+        cb(si, x, mpl[-1])
+    return x / ns.alpha(timesteps[-1])
+
+
+def uni_pc_bh2(m, x, sigmas, cb, o):
+    return uni_pc(m, x, sigmas, cb, o, variant="bh2")
+
 SAMPLERS = {
     "euler": euler,
     "euler_cfg_pp": euler_cfg_pp,
@@ -1058,6 +1169,8 @@ SAMPLERS = {
     "seeds_2": seeds_2,
     "seeds_3": seeds_3,
     "ddim": euler,
+    "uni_pc": uni_pc,
+    "uni_pc_bh2": uni_pc_bh2,
 }
 
 # ---------------------------------------------------------------- cases
