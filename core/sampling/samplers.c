@@ -47,7 +47,7 @@ static const char *const extra_names[] = {"exp_heun_2_x0", "exp_heun_2_x0_sde", 
 
 /* In the list but not implemented yet: vkf_sample refuses them. */
 static const char *const missing_names[] = {
-    "deis", "sa_solver", "sa_solver_pece", NULL,
+    "sa_solver", "sa_solver_pece", NULL,
 };
 
 static bool in_list(const char *const *l, const char *name)
@@ -1680,6 +1680,115 @@ static int s_seeds_3(smp *s, float *sig, int ns, float *x, float *const *w)
     return 0;
 }
 
+/* ---- deis (comfy/k_diffusion/deis.py, 'tab' mode, max_order 3) ---------- */
+
+#define DEIS_N 10000
+
+/* edm2t: the VP time of each sigma; beta_0, beta_1 of the VP schedule */
+static void deis_edm2t(const float *sig, int ns, float *t, float *beta_0, float *beta_1)
+{
+    const float eps_s = 1e-3f;
+    float smin = 0.002f, smax = 80.0f;
+    float lmin = logf(smin * smin + 1.0f), lmax = logf(smax * smax + 1.0f);
+    float bd = 2.0f * (lmin / eps_s - lmax) / (float)(1e-3 - 1.0);
+    float bmin = lmax - 0.5f * bd;
+    for (int i = 0; i < ns; i++) {
+        float v = sqrtf(bmin * bmin + (2.0f * bd) * logf(sig[i] * sig[i] + 1.0f));
+        t[i] = (v - bmin) / bd;
+    }
+    *beta_0 = bmin;
+    *beta_1 = bd + bmin;
+}
+
+/* coefficients of step i (order 2..4) into c[0..order-1] */
+static int deis_coeffs(const float *t, int i, int order, float b0, float b1, float *c)
+{
+    float *taus = vkf_malloc(DEIS_N * sizeof(float));
+    if (!taus)
+        return VKF_ENOMEM;
+    torch_linspace_f32(t[i], t[i + 1], DEIS_N, taus);
+    float dtau = (t[i + 1] - t[i]) / (float)DEIS_N;
+    float prev[4];
+    for (int k = 0; k < order; k++)
+        prev[k] = t[i - k];
+    float db = b1 - b0;
+    double sum[4] = {0, 0, 0, 0};
+    for (int q = 0; q < DEIS_N; q++) {
+        float tau = taus[q];
+        float u = ((-0.5f * (tau * tau)) * db) - tau * b0;
+        float alpha = f_exp(u);
+        /* d log(alpha)/dτ as autograd computes it */
+        float gu = (1.0f / alpha) * alpha;
+        float gt2 = (gu * db) * -0.5f;
+        float g = gt2 * (2.0f * tau) + (-gu) * b0;
+        float integrand = (-0.5f * g) / sqrtf(alpha * (1.0f - alpha));
+        for (int j = 0; j < order; j++) {
+            float poly = 1.0f;
+            for (int k = 0; k < order; k++) {
+                if (k == j)
+                    continue;
+                poly = poly * ((tau - prev[k]) / (prev[j] - prev[k]));
+            }
+            sum[j] += (double)(integrand * poly);
+        }
+    }
+    for (int j = 0; j < order; j++)
+        c[j] = (float)sum[j] * dtau;
+    vkf_free(taus);
+    return 0;
+}
+
+static int s_deis(smp *s, const float *sig, int ns, float *x, float *const *w)
+{
+    float *den = w[0], *dc = w[1];
+    float *buf[3] = {w[2], w[3], w[4]};
+    const int max_order = 3;
+    int nb = 0;
+    size_t n = s->n;
+    float *t = vkf_malloc((size_t)ns * sizeof(float));
+    if (!t)
+        return VKF_ENOMEM;
+    float b0, b1;
+    deis_edm2t(sig, ns, t, &b0, &b1);
+    int rc = 0;
+    for (int i = 0; i < ns - 1; i++) {
+        float tc = sig[i], tn = sig[i + 1];
+        if ((rc = model_call(s, x, tc, den)) || (rc = step_cb(s, i, x, den)))
+            break;
+        to_d(x, den, tc, dc, n);
+        int order = i + 1 < max_order ? i + 1 : max_order;
+        if (tn <= 0)
+            order = 1;
+        if (order == 1) {
+            float dt = tn - tc;
+            for (size_t k = 0; k < n; k++)
+                x[k] = x[k] + dt * dc[k];
+        } else {
+            float c[4];
+            if ((rc = deis_coeffs(t, i, i + 1 < max_order ? i + 1 : max_order, b0, b1, c)))
+                break;
+            for (size_t k = 0; k < n; k++) {
+                float v = x[k] + c[0] * dc[k];
+                v = v + c[1] * buf[nb - 1][k];
+                if (order >= 3)
+                    v = v + c[2] * buf[nb - 2][k];
+                x[k] = v;
+            }
+        }
+        if (nb == max_order - 1) {
+            float *oldest = buf[0];
+            for (int k = 0; k < max_order - 2; k++)
+                buf[k] = buf[k + 1];
+            buf[max_order - 2] = oldest;
+            memcpy(oldest, dc, n * sizeof(float));
+        } else {
+            memcpy(buf[nb++], dc, n * sizeof(float));
+        }
+    }
+    vkf_free(t);
+    return rc;
+}
+
 /* ---- uni_pc, uni_pc_bh2 (comfy/extra_samplers/uni_pc.py) ---------------- */
 
 /* SigmaConvert: the VP view of a VE sigma */
@@ -2084,6 +2193,8 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model, const floa
         rc = s_seeds_2(&s, sig, n_sigmas, x, w, s.eta, s.s_noise, s.r, false);
     else if (is(name, "seeds_3"))
         rc = s_seeds_3(&s, sig, n_sigmas, x, w);
+    else if (is(name, "deis"))
+        rc = s_deis(&s, sig, n_sigmas, x, w);
     else if (is(name, "uni_pc") || is(name, "uni_pc_bh2"))
         rc = s_uni_pc(&s, sig, n_sigmas, x, is(name, "uni_pc_bh2"));
     else

@@ -1129,6 +1129,80 @@ def uni_pc(m, x, sigmas, cb, o, variant="bh1"):
 def uni_pc_bh2(m, x, sigmas, cb, o):
     return uni_pc(m, x, sigmas, cb, o, variant="bh2")
 
+
+# deis (comfy/k_diffusion/deis.py, 'tab' mode; max_order 3)
+
+def deis_coeff_list(sigmas, max_order, N=10000):
+    eps_s, smin, smax = 1e-3, 0.002, 80
+    bd = 2 * (np.log(torch.tensor(smin) ** 2 + 1) / eps_s - np.log(torch.tensor(smax) ** 2 + 1)) / (eps_s - 1)
+    bmin = np.log(torch.tensor(smax) ** 2 + 1) - 0.5 * bd
+    t_steps = ((bmin ** 2 + 2 * bd * (sigmas ** 2 + 1).log()).sqrt() - bmin) / bd
+    beta_0, beta_1 = bmin, bd + bmin
+    C = []
+    for i, (t_cur, t_next) in enumerate(zip(t_steps[:-1], t_steps[1:])):
+        order = min(i + 1, max_order)
+        if order == 1:
+            C.append([])
+            continue
+        taus = linspace_vec(t_cur, t_next, N)
+        dtau = (t_next - t_cur) / N
+        prev_t = t_steps[[i - k for k in range(order)]]
+        tt = taus.clone().requires_grad_(True)
+        with torch.enable_grad():
+            alpha = torch.exp(-0.5 * tt ** 2 * (beta_1 - beta_0) - tt * beta_0)
+            alpha.log().sum().backward()
+        alpha = alpha.detach()
+        integrand = -0.5 * tt.grad / torch.sqrt(alpha * (1 - alpha))
+        coeffs = []
+        for j in range(order):
+            poly = 1
+            for k in range(order):
+                if k == j:
+                    continue
+                poly *= (taus - prev_t[k]) / (prev_t[j] - prev_t[k])
+            coeffs.append(torch.sum(integrand * poly, dtype=torch.float64).float() * dtau)
+        C.append(coeffs)
+    return C
+
+
+def linspace_vec(start, end, steps):
+    """torch >= 2.0's CPU linspace, vectorized (same per-element ops)."""
+    st, en = start.float(), end.float()
+    step = (en - st) / float(steps - 1)
+    i = torch.arange(steps, dtype=torch.float32)
+    half = steps // 2
+    return torch.where(i < half, st + step * i, en - step * (float(steps - 1) - i))
+
+
+def deis(m, x, sigmas, cb, o):
+    max_order = 3
+    C = deis_coeff_list(sigmas, max_order)
+    buf = []
+    for i in range(len(sigmas) - 1):
+        tc, tn = sigmas[i], sigmas[i + 1]
+        den = m(x, tc)
+        cb(i, x, den)
+        dc = (x - den) / tc
+        order = min(max_order, i + 1)
+        if tn <= 0:
+            order = 1
+        if order == 1:
+            xn = x + (tn - tc) * dc
+        elif order == 2:
+            c0, c1 = C[i]
+            xn = x + c0 * dc + c1 * buf[-1]
+        else:
+            c0, c1, c2 = C[i]
+            xn = x + c0 * dc + c1 * buf[-1] + c2 * buf[-2]
+        if len(buf) == max_order - 1:
+            for k in range(max_order - 2):
+                buf[k] = buf[k + 1]
+            buf[-1] = dc
+        else:
+            buf.append(dc)
+        x = xn
+    return x
+
 SAMPLERS = {
     "euler": euler,
     "euler_cfg_pp": euler_cfg_pp,
@@ -1169,6 +1243,7 @@ SAMPLERS = {
     "seeds_2": seeds_2,
     "seeds_3": seeds_3,
     "ddim": euler,
+    "deis": deis,
     "uni_pc": uni_pc,
     "uni_pc_bh2": uni_pc_bh2,
 }
