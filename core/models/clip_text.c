@@ -304,6 +304,25 @@ static void describe_prefix(const vkf_weights *w, const char *prefix, char *buf,
         snprintf(buf + at, n - at, " and %d more", total - shown);
 }
 
+/* Scaled-fp8 files keep a per-tensor scale beside each weight
+ * ("x.scale_weight", marker "scaled_fp8"); the widening upload here does
+ * not apply it, so such towers are refused rather than silently wrong. */
+static const char *scaled_fp8_key(const vkf_weights *w, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    int i = vkf_weights_find_prefix(w, prefix);
+    for (; i >= 0 && i < vkf_weights_count(w); i++) {
+        const char *name = vkf_weights_at(w, i)->name;
+        if (strncmp(name, prefix, plen) != 0)
+            break;
+        size_t n = strlen(name);
+        if (!strcmp(name + plen, "scaled_fp8") ||
+            (n >= 13 && !strcmp(name + n - 13, ".scale_weight")))
+            return name;
+    }
+    return NULL;
+}
+
 int vkf_clip_text_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
                        vkf_clip_text **out, vkf_errbuf *e)
 {
@@ -341,6 +360,11 @@ int vkf_clip_text_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
                               prefix, prefix, found);
     }
 
+    const char *scaled = scaled_fp8_key(w, prefix);
+    if (scaled)
+        return vkf_errbuf_set(e, VKF_EUNSUPPORTED,
+                              "CLIP text model: scaled fp8 weights ('%s') are not supported; "
+                              "use an f16/bf16/f32 text encoder", scaled);
     char tok_name[512];
     snprintf(tok_name, sizeof(tok_name), "%s%s", base,
              lay == LAYOUT_HF ? "embeddings.token_embedding.weight" : "token_embedding.weight");

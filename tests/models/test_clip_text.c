@@ -363,7 +363,21 @@ static void check_refusals(vkf_gpu *gpu, const char *dir, const char *sd1_path)
     CHECK(strstr(e.msg, "found 'b.transformer.resblocks.0.") != NULL);
     vkf_weights_close(&w);
 
-    /* c. with its final layer norm dropped, d. with a wrong fc2 shape */
+    /* a scaled-fp8 companion is refused, not ignored */
+    snprintf(path, sizeof(path), "%s/scaled.safetensors", dir);
+    CHECK_OK(vkf_st_writer_create(SEED, &sw));
+    CHECK_OK(vkf_synth_clip_text(sw, "s.", VKF_SYNTH_SD2, VKF_SYNTH_TINY, VKF_WDT_F16));
+    CHECK_OK(vkf_st_writer_add_const(sw, "s.transformer.resblocks.1.mlp.c_fc.scale_weight",
+                                     VKF_WDT_F32, 1, (const int64_t[]){1}, 0.5f));
+    CHECK_OK(vkf_st_writer_save(sw, path, &e));
+    vkf_st_writer_destroy(&sw);
+    CHECK_OK(open_weights(path, &w));
+    CHECK(vkf_clip_text_load(gpu, w, "s.", &m, &e) == VKF_EUNSUPPORTED);
+    CHECK(strstr(e.msg, "scaled fp8 weights ('s.transformer.resblocks.1.mlp.c_fc.scale_weight')"));
+    vkf_weights_close(&w);
+    unlink(path);
+
+    /* c. with its q/k/v projections missing */
     snprintf(path, sizeof(path), "%s/bad2.safetensors", dir);
     CHECK_OK(vkf_st_writer_create(SEED, &sw));
     const char *keep[] = {"embeddings.token_embedding.weight",
