@@ -38,6 +38,9 @@ struct vkf_clip_tokenizer {
     merge_slot *merges;
     uint32_t mask;               /* slots - 1 */
     uint16_t byte_id[256];       /* id of a byte's alphabet symbol */
+    /* every merge's parts are older tokens than its result, so merging one
+     * lowest-rank pair at a time equals the reference's all-at-once passes */
+    bool ranks_monotone;
 };
 
 static uint32_t hash32(uint32_t k)
@@ -255,6 +258,7 @@ int vkf_clip_tokenizer_create(vkf_clip_tokenizer **out)
     t->merges = vkf_malloc(slots * sizeof(merge_slot));
     VKF_CHECK_ALLOC(t->merges);
     t->mask = slots - 1;
+    bool monotone = true;
     for (uint32_t i = 0; i < slots; i++)
         t->merges[i].key = EMPTY_KEY;
     for (int i = 0; i < N_MERGES; i++) {
@@ -271,6 +275,8 @@ int vkf_clip_tokenizer_create(vkf_clip_tokenizer **out)
             err = VKF_EPARSE;
             goto fail;
         }
+        if (ia >= 512 + i || ib >= 512 + i || im != 512 + i)
+            monotone = false;
         uint32_t key = (uint32_t)ia << 16 | (uint32_t)ib;
         for (uint32_t h = hash32(key) & t->mask;; h = (h + 1) & t->mask) {
             merge_slot *s = &t->merges[h];
@@ -280,6 +286,7 @@ int vkf_clip_tokenizer_create(vkf_clip_tokenizer **out)
             }
         }
     }
+    t->ranks_monotone = monotone;
     *out = t;
     t = NULL;
 fail:
@@ -350,6 +357,107 @@ static int bpe(const vkf_clip_tokenizer *t, const unsigned char *b, int len, int
     }
     return n;
 }
+
+/*
+ * The same merges for long pieces in O(n log n): symbols in a linked list,
+ * candidate pairs in a min-heap ordered by (rank, position), stale entries
+ * skipped when popped.  Taking the leftmost lowest-rank pair one at a time
+ * gives the reference's result because a merge only creates pairs of
+ * higher rank (ranks_monotone).  Returns the symbol count or VKF_ENOMEM.
+ */
+typedef struct pair_ent {
+    int32_t rank, left, right, a, b, merged;
+} pair_ent;
+
+static bool ent_less(const pair_ent *x, const pair_ent *y)
+{
+    return x->rank < y->rank || (x->rank == y->rank && x->left < y->left);
+}
+
+static void heap_push(pair_ent *h, int *n, pair_ent e)
+{
+    int i = (*n)++;
+    while (i > 0) {
+        int parent = (i - 1) / 2;
+        if (!ent_less(&e, &h[parent]))
+            break;
+        h[i] = h[parent];
+        i = parent;
+    }
+    h[i] = e;
+}
+
+static pair_ent heap_pop(pair_ent *h, int *n)
+{
+    pair_ent top = h[0], last = h[--(*n)];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= *n)
+            break;
+        if (c + 1 < *n && ent_less(&h[c + 1], &h[c]))
+            c++;
+        if (!ent_less(&h[c], &last))
+            break;
+        h[i] = h[c];
+        i = c;
+    }
+    if (*n > 0)
+        h[i] = last;
+    return top;
+}
+
+static void push_pair(const vkf_clip_tokenizer *t, pair_ent *h, int *n, const int32_t *sym,
+                      int left, int right)
+{
+    const merge_slot *s = merge_find(t, (uint32_t)sym[left], (uint32_t)sym[right]);
+    if (s)
+        heap_push(h, n, (pair_ent){s->rank, left, right, sym[left], sym[right], s->merged});
+}
+
+static int bpe_long(const vkf_clip_tokenizer *t, const unsigned char *b, int len, int32_t *sym)
+{
+    int32_t *next = vkf_malloc((size_t)len * 2 * sizeof(int32_t));
+    pair_ent *heap = vkf_malloc((size_t)len * 3 * sizeof(pair_ent));
+    if (!next || !heap) {
+        vkf_free(next);
+        vkf_free(heap);
+        return VKF_ENOMEM;
+    }
+    int32_t *prev = next + len;
+    int nh = 0;
+    for (int i = 0; i < len; i++) {
+        sym[i] = t->byte_id[b[i]];
+        next[i] = i + 1 < len ? i + 1 : -1;
+        prev[i] = i - 1;
+    }
+    sym[len - 1] += 256;
+    for (int i = 0; i + 1 < len; i++)
+        push_pair(t, heap, &nh, sym, i, i + 1);
+    while (nh > 0) {
+        pair_ent e = heap_pop(heap, &nh);
+        if (sym[e.left] != e.a || next[e.left] != e.right || sym[e.right] != e.b)
+            continue;   /* stale: one side was merged since */
+        sym[e.left] = e.merged;
+        sym[e.right] = -1;
+        next[e.left] = next[e.right];
+        if (next[e.right] >= 0)
+            prev[next[e.right]] = e.left;
+        if (prev[e.left] >= 0)
+            push_pair(t, heap, &nh, sym, prev[e.left], e.left);
+        if (next[e.left] >= 0)
+            push_pair(t, heap, &nh, sym, e.left, next[e.left]);
+    }
+    int n = 0;
+    for (int i = 0; i >= 0; i = next[i])
+        sym[n++] = sym[i];
+    vkf_free(next);
+    vkf_free(heap);
+    return n;
+}
+
+/* Pieces up to this many bytes take the reference's own algorithm. */
+#define BPE_SHORT 64
 
 static const char SOT[] = "<|startoftext|>", EOT[] = "<|endoftext|>";
 
@@ -457,7 +565,12 @@ int vkf_clip_encode_codepoints(const vkf_clip_tokenizer *t, const uint32_t *s, i
             ss = sym;
         }
         int len = (int)vkf_utf8_encode(c + i, k, (char *)bb);
-        int ns = bpe(t, bb, len, ss);
+        int ns = len <= BPE_SHORT || !t->ranks_monotone ? bpe(t, bb, len, ss)
+                                                         : bpe_long(t, bb, len, ss);
+        if (ns < 0) {
+            err = ns;
+            goto fail;
+        }
         if (*n_ids + ns > *cap)
             VKF_TRY(vkf_grow(ids, cap, *n_ids + ns, sizeof(int32_t)));
         memcpy(*ids + *n_ids, ss, (size_t)ns * sizeof(int32_t));

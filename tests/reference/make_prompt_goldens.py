@@ -239,6 +239,11 @@ def main():
     expected = json.load(open(os.path.join(data_dir, "tokenizers", "expected_ids.json"), encoding="utf-8"))
     texts += [c["text"] for c in expected["cases"]]
     texts += [random_text(rng) for _ in range(400)]
+    # long single pieces (> 64 bytes take the heap-ordered BPE in C)
+    for pool in ("abcdefghijklmnopqrstuvwxyz", "etaoinshrdlu", "abcABCxyz", "абвгдежзийклмно",
+                 "日本語中文字漢", "!?.,;:-_*#", "aeiou", "ΑΣΓσςαβγ"):
+        for n in (65, 300, 2000):
+            texts.append("".join(rng.choice(pool) for _ in range(n)))
     clip_cases = [{"text": t, "ids": tok.encode(t, add_special=False)} for t in texts]
 
     prompts = [(p, True, True) for p in WEIGHT_CASES]
