@@ -1155,10 +1155,12 @@ static float *expect(vkf_gpu *g, const vkf_guide_spec *spec_in, int64_t latent_s
 {
     vkf_model *m = fake_model_on(g, 4);
     vkf_conditioning *pos = seeded_cond(g, 1, 3), *neg = seeded_cond(g, 2, 6);
+    vkf_conditioning *mid = seeded_cond(g, 3, 4);
     vkf_guide_spec spec = *spec_in;
     spec.model = m;
     spec.positive = pos;
     spec.negative = spec_in->negative ? neg : NULL;
+    spec.middle = spec_in->dual ? mid : NULL;
     vkf_value lat = {0}, out = {0}, den = {0};
     CHECK_OK(seeded_latent(g, latent_seed, b, h, w, &lat));
     vkf_latent_sample_params p = {
@@ -1176,6 +1178,7 @@ static float *expect(vkf_gpu *g, const vkf_guide_spec *spec_in, int64_t latent_s
     vkf_value_clear(&den);
     unref_obj(pos);
     unref_obj(neg);
+    unref_obj(mid);
     unref_obj(m);
     return r;
 }
@@ -1298,6 +1301,28 @@ static void test_nodes(void)
     want = expect(g, &basic, 5, 2, 6, 8, (vkf_noise_spec){.disabled = true}, 0, NULL, so, ks->s,
                   ks->n, false, NULL);
     check_captured(3, want, 2 * 4 * 6 * 8, "BasicGuider + DisableNoise");
+    free(want);
+
+    /* DualCFGGuider (regular): cond1, cond2, negative, cfg_conds, cfg_cond2_negative */
+    snprintf(json, sizeof(json),
+             "{" COMMON_NODES
+             "\"6\": {\"class_type\": \"TestCond\", \"inputs\": {\"seed\": 3, \"T\": 4}},"
+             "\"10\": {\"class_type\": \"DualCFGGuider\", \"inputs\": {\"model\": [\"1\", 0], "
+             "\"cond1\": [\"2\", 0], \"cond2\": [\"6\", 0], \"negative\": [\"3\", 0], "
+             "\"cfg_conds\": 5.0, \"cfg_cond2_negative\": 2.0, \"style\": \"regular\"}},"
+             "\"12\": {\"class_type\": \"TestSampler\", \"inputs\": {}},"
+             "\"13\": {\"class_type\": \"TestSigmas\", \"inputs\": {\"steps\": 3}},"
+             "\"20\": {\"class_type\": \"RandomNoise\", \"inputs\": {\"noise_seed\": 11}},"
+             "\"21\": {\"class_type\": \"SamplerCustomAdvanced\", \"inputs\": {\"noise\": "
+             "[\"20\", 0], \"guider\": [\"10\", 0], \"sampler\": [\"12\", 0], \"sigmas\": "
+             "[\"13\", 0], \"latent_image\": [\"5\", 0]}},"
+             "\"22\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"21\", 0], \"slot\": 0}}"
+             "}");
+    CHECK(run_prompt(reg, ex, json) == 0);
+    vkf_guide_spec dual = {.negative = (void *)1, .dual = true, .cfg = 5.0, .cfg2 = 2.0};
+    want = expect(g, &dual, 5, 2, 6, 8, (vkf_noise_spec){.seed = 11}, 11, NULL, so, ks->s,
+                  ks->n, false, NULL);
+    check_captured(0, want, 2 * 4 * 6 * 8, "DualCFGGuider");
     free(want);
     unref_obj(ks);
     unref_obj(so);
