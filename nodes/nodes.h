@@ -65,5 +65,11 @@ extern const vkf_node_def vkf_node_BetaSamplingScheduler;
 extern const vkf_node_def vkf_node_SplitSigmas;
 extern const vkf_node_def vkf_node_SplitSigmasDenoise;
 extern const vkf_node_def vkf_node_FlipSigmas;
+extern const vkf_node_def vkf_node_VAEDecode;
+extern const vkf_node_def vkf_node_VAEEncode;
+extern const vkf_node_def vkf_node_VAEDecodeTiled;
+extern const vkf_node_def vkf_node_VAEEncodeTiled;
+extern const vkf_node_def vkf_node_VAEEncodeForInpaint;
+extern const vkf_node_def vkf_node_VAELoader;
 
 #endif

@@ -66,5 +66,11 @@ const vkf_node_def *const vkf_builtin_nodes[] = {
     &vkf_node_SplitSigmas,
     &vkf_node_SplitSigmasDenoise,
     &vkf_node_FlipSigmas,
+    &vkf_node_VAEDecode,
+    &vkf_node_VAEEncode,
+    &vkf_node_VAEDecodeTiled,
+    &vkf_node_VAEEncodeTiled,
+    &vkf_node_VAEEncodeForInpaint,
+    &vkf_node_VAELoader,
     NULL,
 };
