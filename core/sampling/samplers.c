@@ -47,7 +47,7 @@ static const char *const extra_names[] = {"exp_heun_2_x0", "exp_heun_2_x0_sde", 
 
 /* In the list but not implemented yet: vkf_sample refuses them. */
 static const char *const missing_names[] = {
-    "sa_solver", "sa_solver_pece", NULL,
+    NULL,
 };
 
 static bool in_list(const char *const *l, const char *name)
@@ -1789,6 +1789,188 @@ static int s_deis(smp *s, const float *sig, int ns, float *x, float *const *w)
     return rc;
 }
 
+/* ---- sa_solver, sa_solver_pece (comfy/k_diffusion/sa_solver.py) -------- */
+
+/* compute_exponential_coeffs: (1 + τ²)·∫ exp((1 + τ²)x)·x^p dx over [s, t]
+ * with exp((1 + τ²)t) factored out, p = 0 .. order−1 */
+static void sa_exp_coeffs(float s, float t, int order, double tau, float *out)
+{
+    double tau_mul = 1.0 + tau * tau;
+    float h = t - s;
+    float e = f_exp((float)(-tau_mul) * h);
+    float prod[4], lf[4];
+    for (int p = 0; p < order; p++) {
+        float tp = p == 0 ? 1.0f : (p == 1 ? t : powf(t, (float)p));
+        float sp = p == 0 ? 1.0f : (p == 1 ? s : powf(s, (float)p));
+        prod[p] = tp - sp * e;
+        lf[p] = lgammaf((float)p + 1.0f);
+    }
+    float lt = (float)log(tau_mul);
+    for (int i = 0; i < order; i++) {
+        float acc = 0.0f;
+        for (int j = 0; j <= i; j++) {
+            float c = lf[i] - lf[j];
+            if (tau > 0)
+                c = c - (float)(i - j) * lt;
+            float m = f_exp(c) * ((i - j) % 2 == 0 ? 1.0f : -1.0f);
+            acc = j == 0 ? m * prod[j] : acc + m * prod[j];
+        }
+        out[i] = acc;
+    }
+}
+
+/* compute_stochastic_adams_b_coeffs (simple_order_2 off) */
+static void sa_b_coeffs(float sigma_next, const float *lams, int nl, float ls, float lt,
+                        double tau, float *b)
+{
+    float ec[4], vt[16], li[4];
+    sa_exp_coeffs(ls, lt, nl, tau, ec);
+    /* vander(lams, increasing).T: row i holds λ_j^i */
+    for (int i = 0; i < nl; i++)
+        for (int j = 0; j < nl; j++) {
+            float v = 1.0f;
+            for (int k = 0; k < i; k++)
+                v = v * lams[j];
+            vt[i * 4 + j] = v;
+        }
+    /* solve in double (torch: float32 LU) */
+    double m[4][5];
+    for (int i = 0; i < nl; i++) {
+        for (int j = 0; j < nl; j++)
+            m[i][j] = vt[i * 4 + j];
+        m[i][nl] = ec[i];
+    }
+    for (int c = 0; c < nl; c++) {
+        int p = c;
+        for (int r = c + 1; r < nl; r++)
+            if (fabs(m[r][c]) > fabs(m[p][c]))
+                p = r;
+        for (int j = 0; j <= nl; j++) {
+            double t = m[c][j];
+            m[c][j] = m[p][j];
+            m[p][j] = t;
+        }
+        for (int r = c + 1; r < nl; r++) {
+            double f = m[r][c] / m[c][c];
+            for (int j = c; j <= nl; j++)
+                m[r][j] -= f * m[c][j];
+        }
+    }
+    for (int i = nl - 1; i >= 0; i--) {
+        double v = m[i][nl];
+        for (int j = i + 1; j < nl; j++)
+            v -= m[i][j] * li[j];
+        li[i] = (float)(v / m[i][i]);
+    }
+    float alpha_t = sigma_next * f_exp(lt);
+    for (int i = 0; i < nl; i++)
+        b[i] = alpha_t * li[i];
+}
+
+static int s_sa_solver(smp *s, float *sig, int ns, float *x, bool pece)
+{
+    size_t n = s->n;
+    const int pred_order = 3, corr_order = 4, max_used = 4;
+    float *mem = vkf_malloc((size_t)(max_used + 3) * n * sizeof(float) + (size_t)ns * sizeof(float));
+    if (!mem)
+        return VKF_ENOMEM;
+    float *pl[4];
+    for (int i = 0; i < 4; i++)
+        pl[i] = mem + (size_t)i * n;
+    float *xp = mem + 4 * n, *noise = mem + 5 * n, *nz = mem + 6 * n;
+    float *lam = mem + 7 * n;
+    offset_first_sigma(s, sig, ns);
+    for (int i = 0; i < ns; i++)
+        lam[i] = lambda_of(s, sig[i]);
+    /* tau_func: eta 1 between percent_to_sigma(0.2) and percent_to_sigma(0.8) */
+    double start_sigma = 0, end_sigma = 0;
+    if (s->p->ms) {
+        start_sigma = vkf_model_sampling_percent_to_sigma(s->p->ms, 0.2);
+        end_sigma = vkf_model_sampling_percent_to_sigma(s->p->ms, 0.8);
+    }
+    float sn_f = (float)s->s_noise;
+    memcpy(xp, x, n * sizeof(float));
+    float h = 0.0f;
+    double tau_t = 0.0;
+    bool has_noise = false;
+    int npl = 0;   /* entries in pl, oldest first */
+    bool lower_to_end = sig[ns - 1] == 0;
+    int rc = 0;
+    for (int i = 0; i < ns - 1; i++) {
+        /* evaluation, into a fresh slot (the oldest beyond max_used) */
+        float *slot;
+        if (npl == max_used) {
+            slot = pl[0];
+            for (int k = 0; k < max_used - 1; k++)
+                pl[k] = pl[k + 1];
+            pl[max_used - 1] = slot;
+        } else {
+            slot = pl[npl++];
+        }
+        if ((rc = model_call(s, xp, sig[i], slot)) || (rc = step_cb(s, i, xp, slot)))
+            break;
+        int pou = pred_order < npl ? pred_order : npl;
+        int cou = (i == 0 || (sig[i + 1] == 0 && !pece)) ? 0 : (corr_order < npl ? corr_order : npl);
+        if (lower_to_end) {
+            if (pou > ns - 2 - i)
+                pou = ns - 2 - i;
+            if (cou > ns - 1 - i)
+                cou = ns - 1 - i;
+        }
+        /* corrector */
+        if (cou == 0) {
+            memcpy(x, xp, n * sizeof(float));
+        } else {
+            float b[4];
+            sa_b_coeffs(sig[i], lam + i - cou + 1, cou, lam[i - 1], lam[i], tau_t, b);
+            float c = sig[i] / sig[i - 1] * f_exp((float)(-(tau_t * tau_t)) * h);
+            const float *const *pm = (const float *const *)(pl + npl - cou);
+            for (size_t k = 0; k < n; k++) {
+                float acc = pm[0][k] * b[0];
+                for (int q = 1; q < cou; q++)
+                    acc = acc + pm[q][k] * b[q];
+                x[k] = c * x[k] + acc;
+            }
+            if (tau_t > 0 && s->s_noise > 0 && has_noise)
+                for (size_t k = 0; k < n; k++)
+                    x[k] = x[k] + noise[k];
+            if (pece && (rc = model_call(s, x, sig[i], pl[npl - 1])))
+                break;
+        }
+        /* predictor */
+        if (sig[i + 1] == 0) {
+            memcpy(xp, pl[npl - 1], n * sizeof(float));
+        } else {
+            double sv = sig[i + 1];
+            tau_t = (start_sigma >= sv && sv > end_sigma) ? 1.0 : 0.0;
+            float b[4];
+            sa_b_coeffs(sig[i + 1], lam + i - pou + 1, pou, lam[i], lam[i + 1], tau_t, b);
+            const float *const *pm = (const float *const *)(pl + npl - pou);
+            h = lam[i + 1] - lam[i];
+            float c = sig[i + 1] / sig[i] * f_exp((float)(-(tau_t * tau_t)) * h);
+            for (size_t k = 0; k < n; k++) {
+                float acc = pm[0][k] * b[0];
+                for (int q = 1; q < pou; q++)
+                    acc = acc + pm[q][k] * b[q];
+                xp[k] = c * x[k] + acc;
+            }
+            if (tau_t > 0 && s->s_noise > 0) {
+                draw_noise(s, sig[i], sig[i + 1], nz);
+                float q = sqrtf(-expm1f((float)(-2.0 * tau_t * tau_t) * h));
+                for (size_t k = 0; k < n; k++) {
+                    noise[k] = ((nz[k] * sig[i + 1]) * q) * sn_f;
+                    xp[k] = xp[k] + noise[k];
+                }
+                has_noise = true;
+            }
+        }
+    }
+    if (!rc)
+        memcpy(x, xp, n * sizeof(float));
+    vkf_free(mem);
+    return rc;
+}
+
 /* ---- uni_pc, uni_pc_bh2 (comfy/extra_samplers/uni_pc.py) ---------------- */
 
 /* SigmaConvert: the VP view of a VE sigma */
@@ -2193,6 +2375,8 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model, const floa
         rc = s_seeds_2(&s, sig, n_sigmas, x, w, s.eta, s.s_noise, s.r, false);
     else if (is(name, "seeds_3"))
         rc = s_seeds_3(&s, sig, n_sigmas, x, w);
+    else if (is(name, "sa_solver") || is(name, "sa_solver_pece"))
+        rc = s_sa_solver(&s, sig, n_sigmas, x, is(name, "sa_solver_pece"));
     else if (is(name, "deis"))
         rc = s_deis(&s, sig, n_sigmas, x, w);
     else if (is(name, "uni_pc") || is(name, "uni_pc_bh2"))

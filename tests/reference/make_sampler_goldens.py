@@ -1203,6 +1203,103 @@ def deis(m, x, sigmas, cb, o):
         x = xn
     return x
 
+
+# sa_solver (comfy/k_diffusion/sampling.py sample_sa_solver, sa_solver.py)
+
+def sd1_percent_to_sigma(p):
+    """ModelSamplingDiscrete.percent_to_sigma for SD1 (float64 table, float32
+    log-sigma interpolation; only used for the tau interval here)."""
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2
+    ac = torch.cumprod(1.0 - betas, dim=0)
+    sig = ((1 - ac) / ac) ** 0.5
+    log_sig = sig.log().float()
+    t = torch.tensor((1.0 - p) * 999.0, dtype=torch.float32)
+    lo, hi = int(t.floor()), int(t.ceil())
+    w = t.frac()
+    return float(((1 - w) * log_sig[lo] + w * log_sig[hi]).exp())
+
+
+def model_percent_to_sigma(m, p):
+    return m.percent_to_sigma(p) if m.flow else sd1_percent_to_sigma(p)
+
+
+def sa_exp_coeffs(s, t, order, tau_t):
+    tau_mul = 1 + tau_t ** 2
+    h = t - s
+    p = torch.arange(order, dtype=s.dtype)
+    prod = (t ** p - s ** p * (-tau_mul * h).exp())
+    depth = p.unsqueeze(1) - p.unsqueeze(0)
+    lf = (p + 1).lgamma()
+    mat = lf.unsqueeze(1) - lf.unsqueeze(0)
+    if tau_t > 0:
+        mat = mat - (depth * math.log(tau_mul))
+    signs = torch.where(depth % 2 == 0, 1.0, -1.0)
+    mat = (mat.exp() * signs).tril()
+    return mat @ prod
+
+
+def sa_b_coeffs(sigma_next, lams, ls, lt, tau_t):
+    n = lams.shape[0]
+    ec = sa_exp_coeffs(ls, lt, n, tau_t)
+    vt = torch.vander(lams, n, increasing=True).T
+    li = torch.linalg.solve(vt, ec)
+    return sigma_next * lt.exp() * li
+
+
+def sa_solver(m, x, sigmas, cb, o, use_pece=False):
+    s_noise = o.get("s_noise", 1.0)
+    ns = default_noise_sampler(x, SEED)
+    sigmas = offset_first(m, sigmas)
+    lambdas = lam_fn(m, sigmas)
+    start_sigma = model_percent_to_sigma(m, 0.2)
+    end_sigma = model_percent_to_sigma(m, 0.8)
+    tau_func = lambda sg: 1.0 if start_sigma >= sg.item() > end_sigma else 0.0
+    pred_o, corr_o = 3, 4
+    max_used = max(pred_o, corr_o)
+    x_pred = x
+    h, tau_t, noise = 0.0, 0.0, 0.0
+    pl = []
+    lower_to_end = sigmas[-1].item() == 0
+    for i in range(len(sigmas) - 1):
+        den = m(x_pred, sigmas[i])
+        cb(i, x_pred, den)
+        pl.append(den)
+        pl = pl[-max_used:]
+        pou = min(pred_o, len(pl))
+        cou = 0 if (i == 0 or (sigmas[i + 1] == 0 and not use_pece)) else min(corr_o, len(pl))
+        if lower_to_end:
+            pou = min(pou, len(sigmas) - 2 - i)
+            cou = min(cou, len(sigmas) - 1 - i)
+        if cou == 0:
+            x = x_pred
+        else:
+            b = sa_b_coeffs(sigmas[i], lambdas[i - cou + 1:i + 1], lambdas[i - 1], lambdas[i], tau_t)
+            pm = torch.stack(pl[-cou:], dim=1)
+            corr = torch.tensordot(pm, b, dims=([1], [0]))
+            x = sigmas[i] / sigmas[i - 1] * (-(tau_t ** 2) * h).exp() * x + corr
+            if tau_t > 0 and s_noise > 0:
+                x = x + noise
+            if use_pece:
+                den = m(x, sigmas[i])
+                pl[-1] = den
+        if sigmas[i + 1] == 0:
+            x_pred = den
+        else:
+            tau_t = tau_func(sigmas[i + 1])
+            b = sa_b_coeffs(sigmas[i + 1], lambdas[i - pou + 1:i + 1], lambdas[i], lambdas[i + 1], tau_t)
+            pm = torch.stack(pl[-pou:], dim=1)
+            pred = torch.tensordot(pm, b, dims=([1], [0]))
+            h = lambdas[i + 1] - lambdas[i]
+            x_pred = sigmas[i + 1] / sigmas[i] * (-(tau_t ** 2) * h).exp() * x + pred
+            if tau_t > 0 and s_noise > 0:
+                noise = ns(sigmas[i], sigmas[i + 1]) * sigmas[i + 1] * (-2 * tau_t ** 2 * h).expm1().neg().sqrt() * s_noise
+                x_pred = x_pred + noise
+    return x_pred
+
+
+def sa_solver_pece(m, x, sigmas, cb, o):
+    return sa_solver(m, x, sigmas, cb, o, use_pece=True)
+
 SAMPLERS = {
     "euler": euler,
     "euler_cfg_pp": euler_cfg_pp,
@@ -1244,6 +1341,8 @@ SAMPLERS = {
     "seeds_3": seeds_3,
     "ddim": euler,
     "deis": deis,
+    "sa_solver": sa_solver,
+    "sa_solver_pece": sa_solver_pece,
     "uni_pc": uni_pc,
     "uni_pc_bh2": uni_pc_bh2,
 }

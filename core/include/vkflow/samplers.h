@@ -63,9 +63,8 @@ typedef struct vkf_sample_params {
 /* KSampler's sampler list (comfy/samplers.py SAMPLER_NAMES) in ComfyUI's
  * order, 42 names; *n set to the count. */
 const char *const *vkf_sampler_names(int *n);
-/* true for the names vkf_sample runs: the list above minus those not
- * implemented yet (docs/sampling.md), plus newer ComfyUI samplers outside
- * the list (exp_heun_2_x0, exp_heun_2_x0_sde). */
+/* true for the names vkf_sample runs: the whole list above plus newer
+ * ComfyUI samplers outside it (exp_heun_2_x0, exp_heun_2_x0_sde). */
 bool vkf_sampler_exists(const char *name);
 
 /*
@@ -77,7 +76,9 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model,
                const float *sigmas, int n_sigmas, float *x, const vkf_log *log);
 /* Returns 0, the denoiser's or callback's code (VKF_EINTERRUPTED ...),
  * VKF_ENOTFOUND for an unknown sampler name, VKF_EUNSUPPORTED for a
- * ComfyUI sampler not implemented here, VKF_EINVAL, VKF_ENOMEM. */
+ * parameter vkflow does not support (lms order > 4), VKF_EINVAL (bad
+ * solver_type, dpm_fast/dpm_adaptive without a non-zero sigma),
+ * VKF_ENOMEM. */
 
 /*
  * vkflow's Brownian tree (stands in for torchsde's BrownianTree, whose
