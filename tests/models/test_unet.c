@@ -456,6 +456,73 @@ static void test_refusals_and_diffusers(vkf_gpu *gpu)
     unlink(path);
 }
 
+/* ---- host allocation failures ------------------------------------------- */
+
+/* Fails host allocation n of load + forward for a spread of n (every one
+ * of the first 16, then about 40 more across the whole range): each run
+ * returns an error, leaves no block behind, and nothing crashes. */
+static void test_alloc_failures(vkf_gpu *gpu)
+{
+    char path[1024];
+    tmp_path(path, sizeof(path), "alloc.safetensors");
+    CHECK_OK(write_ckpt(VKF_SYNTH_SD15_INPAINT, VKF_SYNTH_TINY, VKF_WDT_F16, path));
+    vkf_weights *w = open_w(path);
+    int64_t xs[4] = {2, 9, 5, 3}, cs[3] = {2, 3, 64};
+    gt_seed(5);
+    float *x = gt_random(2 * 9 * 5 * 3), *ctx = gt_random(2 * 3 * 64);
+    float ts[2] = {10, 900};
+    vkf_dm_input in = {.x = upload(gpu, x, 4, xs), .timesteps = ts,
+                       .context = upload(gpu, ctx, 3, cs)};
+    long c0 = vkf_alloc_count(), total;
+    {
+        vkf_diffusion_model *dm = NULL;
+        vkf_tensor *o = NULL;
+        CHECK_OK(vkf_unet_load(gpu, w, PFX, &dm, NULL));
+        CHECK_OK(dm->forward(dm, &in, &o));
+        total = vkf_alloc_count() - c0;
+        vkf_tensor_unref(&o);
+        vkf_diffusion_model_unref(&dm);
+        CHECK_OK(vkf_gpu_flush(gpu));
+    }
+    /* after the warm run: pipelines and the gpu's tables stay */
+    long live0 = vkf_alloc_live();
+    int fired = 0;
+    long step = total / 40 > 1 ? total / 40 : 1;
+    for (long n = 0; n < total + step; n = n < 16 ? n + 1 : n + step) {
+        vkf_diffusion_model *dm = NULL;
+        vkf_tensor *o = NULL;
+        vkf_errbuf e = {{0}};
+        vkf_alloc_fail_at(n);
+        int err = vkf_unet_load(gpu, w, PFX, &dm, &e);
+        if (err >= 0)
+            err = dm->forward(dm, &in, &o);
+        bool hit = vkf_alloc_failed();
+        vkf_alloc_fail_at(-1);
+        if (hit) {
+            fired++;
+            CHECK(err < 0 && !o);
+        } else {
+            CHECK(err >= 0 && o);
+        }
+        vkf_tensor_unref(&o);
+        vkf_diffusion_model_unref(&dm);
+        CHECK_OK(vkf_gpu_flush(gpu));
+        if (vkf_alloc_live() != live0) {
+            fprintf(stderr, "alloc failure %ld: %ld blocks leaked\n", n, vkf_alloc_live() - live0);
+            gt_failures++;
+            break;
+        }
+    }
+    fprintf(stderr, "allocations of load + forward: %ld; failures injected: %d\n", total, fired);
+    CHECK(fired >= 40);
+    free(x);
+    free(ctx);
+    vkf_tensor_unref(&in.x);
+    vkf_tensor_unref(&in.context);
+    vkf_weights_close(&w);
+    unlink(path);
+}
+
 /* ---- bench (VKF_UNET_BENCH=1) ------------------------------------------- */
 
 static double now_ms(void)
@@ -468,6 +535,7 @@ static double now_ms(void)
 static int bench(vkf_gpu *gpu)
 {
     char path[1024];
+    setvbuf(stdout, NULL, _IOLBF, 0);
     tmp_path(path, sizeof(path), "sd15_full_f16.safetensors");
     double t0 = now_ms();
     CHECK_OK(write_ckpt(VKF_SYNTH_SD15, VKF_SYNTH_FULL, VKF_WDT_F16, path));
@@ -476,6 +544,7 @@ static int bench(vkf_gpu *gpu)
     double t2 = now_ms();
     printf("bench: device %s\n", vkf_gpu_info(gpu)->name);
     printf("bench: synth full SD1.5 f16 %.0f ms, load %.0f ms\n", t1 - t0, t2 - t1);
+    vkf_gpu_profile_reset(gpu);
     for (int b = 1; b <= 2; b++) {
         int64_t xs[4] = {b, 4, 32, 32}, cs[3] = {b, 77, 768};
         gt_seed(3);
@@ -502,6 +571,12 @@ static int bench(vkf_gpu *gpu)
                    st.peak / 1048576.0);
             vkf_tensor_unref(&o);
         }
+        vkf_gpu_op_time ops[64];
+        int nops = vkf_gpu_profile_get(gpu, ops, 64);
+        for (int i = 0; i < nops && i < 64; i++)
+            printf("bench: B=%d, %d forwards: %-20s %9.0f ms %7ld dispatches\n", b, iters + 1,
+                   ops[i].op, ops[i].ms, ops[i].dispatches);
+        vkf_gpu_profile_reset(gpu);
         free(x);
         free(ctx);
         vkf_tensor_unref(&in.x);
@@ -509,6 +584,27 @@ static int bench(vkf_gpu *gpu)
     }
     vkf_diffusion_model_unref(&dm);
     unlink(path);
+
+    /* full-size detection: SD1.5 above; SD2 v and SD1.5 inpainting here */
+    const vkf_synth_arch full[2] = {VKF_SYNTH_SD2_V, VKF_SYNTH_SD15_INPAINT};
+    for (int i = 0; i < 2; i++) {
+        CHECK_OK(write_ckpt(full[i], VKF_SYNTH_FULL, VKF_WDT_F16, path));
+        vkf_weights *w = open_w(path);
+        vkf_unet_detected d;
+        vkf_prediction p;
+        vkf_unet_config want;
+        vkf_errbuf e = {{0}};
+        CHECK_OK(vkf_unet_detect(w, PFX, &d, &e));
+        CHECK_OK(vkf_unet_detect_prediction(w, &d, &p, &e));
+        vkf_unet_synth_config(full[i], VKF_SYNTH_FULL, &want);
+        CHECK(!memcmp(&d.cfg, &want, sizeof(want)));
+        printf("bench: full %s: %s, in %d, context %d, heads %d / head width %d, %s\n",
+               full[i] == VKF_SYNTH_SD2_V ? "sd2_v" : "sd15_inpaint", d.arch, d.cfg.in_channels,
+               d.cfg.context_dim, d.cfg.num_heads, d.cfg.num_head_channels,
+               p == VKF_PREDICTION_V ? "v-prediction" : "eps");
+        vkf_weights_close(&w);
+        unlink(path);
+    }
     return 0;
 }
 
@@ -531,8 +627,8 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    vkf_gpu *gpu = gt_gpu_open((vkf_gpu_params){0});
     const char *b = getenv("VKF_UNET_BENCH");
+    vkf_gpu *gpu = gt_gpu_open((vkf_gpu_params){.profile = b && *b && strcmp(b, "0")});
     if (b && *b && strcmp(b, "0")) {
         bench(gpu);
     } else {
@@ -544,8 +640,10 @@ int main(int argc, char **argv)
         test_golden(gpu, "sd15_inpaint");
         double t2 = now_ms();
         test_refusals_and_diffusers(gpu);
-        fprintf(stderr, "configs %.0f ms, goldens %.0f ms, refusals + diffusers %.0f ms\n",
-                t1 - t0, t2 - t1, now_ms() - t2);
+        double t3 = now_ms();
+        test_alloc_failures(gpu);
+        fprintf(stderr, "configs %.0f ms, goldens %.0f ms, refusals + diffusers %.0f ms, "
+                "allocation failures %.0f ms\n", t1 - t0, t2 - t1, t3 - t2, now_ms() - t3);
     }
     rmdir(tmpdir);
     return gt_finish(&gpu);
