@@ -42,22 +42,32 @@ static int lookup_embedding(void *opaque, const char *name, int dim, float **vec
     const vkf_paths *paths = vkf_exec_paths(ec->ctx);
     const vkf_log *log = vkf_exec_log(ec->ctx);
     static const char *const exts[] = {"", ".safetensors", ".pt", ".bin"};
-    char *path = NULL;
+    char *path = NULL, **names = NULL;
+    int count = 0;
     *vectors = NULL;
     *n = 0;
-    for (size_t i = 0; i < VKF_ARRAY_SIZE(exts) && !path; i++) {
+    /* The name as given, then with each extension, among the folder's
+     * files (listing first keeps misses quiet). */
+    int err = vkf_paths_list(paths, "embeddings", &names, &count);
+    if (err == VKF_ENOMEM)
+        return err;
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(exts) && !path && err >= 0; i++) {
         char *cand = vkf_asprintf("%s%s", name, exts[i]);
-        if (!cand)
+        if (!cand) {
+            vkf_strv_free(&names, count);
             return VKF_ENOMEM;
-        if (vkf_paths_resolve(paths, "embeddings", cand, &path) < 0)
-            path = NULL;
+        }
+        for (int k = 0; k < count && !path; k++)
+            if (!strcmp(names[k], cand) && vkf_paths_resolve(paths, "embeddings", cand, &path) < 0)
+                path = NULL;
         vkf_free(cand);
     }
+    vkf_strv_free(&names, count);
     if (!path)
         return VKF_ENOTFOUND;
     vkf_weights *w = NULL;
     float *data = NULL;
-    int err = vkf_weights_open(path, &w, log);
+    err = vkf_weights_open(path, &w, log);
     if (err < 0) {
         vkf_logf(log, VKF_LOG_WARN, "error loading embedding, skipping loading: %s", name);
         vkf_free(path);

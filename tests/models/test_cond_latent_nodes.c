@@ -1016,6 +1016,58 @@ static void test_text_encode(void)
     vkf_tensor_unref(&hidden);
     vkf_tensor_unref(&pooled);
     vkf_clip_tokens_free(&tok);
+    /* embedding:name from the embeddings folder (an 'emb_params' file of
+     * two vectors); an unknown name is dropped as ComfyUI does */
+    char edir[700], epath[800];
+    snprintf(edir, sizeof(edir), "%s/embeddings", root);
+    mkdir(edir, 0755);
+    snprintf(epath, sizeof(epath), "%s/myemb.safetensors", edir);
+    float *ev = gen_array(111, 2 * D, false);
+    vkf_st_writer *sw = NULL;
+    CHECK_OK(vkf_st_writer_create(0, &sw));
+    CHECK_OK(vkf_st_writer_add_data(sw, "emb_params", VKF_WDT_F32, 2, (int64_t[]){2, D}, ev));
+    CHECK_OK(vkf_st_writer_save(sw, epath, NULL));
+    vkf_st_writer_destroy(&sw);
+    CHECK_OK(vkf_paths_add_folder_dir(paths, "embeddings", edir, false));
+    RUN_OK("{\"1\":{\"class_type\":\"TestCLIP\",\"inputs\":{}},"
+           "\"2\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"a embedding:myemb cat\","
+           "\"clip\":[\"1\",0]}},"
+           "\"3\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"a embedding:nothere cat\","
+           "\"clip\":[\"1\",0]}},"
+           "\"4\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"a cat\","
+           "\"clip\":[\"1\",0]}},"
+           "\"10\":{\"class_type\":\"CapCond\",\"inputs\":{\"v\":[\"2\",0],\"slot\":0}},"
+           "\"11\":{\"class_type\":\"CapCond\",\"inputs\":{\"v\":[\"3\",0],\"slot\":1}},"
+           "\"12\":{\"class_type\":\"CapCond\",\"inputs\":{\"v\":[\"4\",0],\"slot\":2}}}");
+    if (cap_cond(0) && cap_cond(1) && cap_cond(2) && cap_cond(0)->e[0].cond) {
+        /* expected: the tokens a, <2 embedding rows>, cat encoded directly */
+        vkf_clip_tokens et = {0};
+        vkf_clip_tokenize_params ep = {.pad_with_end = true, .embed_dim = D};
+        CHECK_OK(vkf_clip_tokenize_weighted(test_clip->tok, "a cat", &ep, &et));
+        vkf_clip_token etok[77];
+        etok[0] = et.tok[0];
+        etok[1] = et.tok[1];
+        etok[2] = (vkf_clip_token){-1, 1.0f};
+        etok[3] = (vkf_clip_token){-2, 1.0f};
+        for (int j = 4; j < 77; j++)
+            etok[j] = et.tok[j - 2];
+        vkf_clip_tokens e2 = {.n_chunks = 1, .tok = etok, .n_embeds = 2, .embed_dim = D,
+                              .embeds = ev};
+        vkf_tensor *eh = NULL;
+        CHECK_OK(vkf_clip_text_encode(test_clip->text, &e2, 0, &eh, NULL));
+        float *want = dl(eh), *g0 = dl(cap_cond(0)->e[0].cond);
+        float *g1 = dl(cap_cond(1)->e[0].cond), *g2 = dl(cap_cond(2)->e[0].cond);
+        gt_compare("embedding rows", g0, want, 77 * D, 1e-5f, 1e-5f);
+        CHECK(!memcmp(g1, g2, sizeof(float) * 77 * (size_t)D));
+        CHECK(memcmp(g0, g2, sizeof(float) * 77 * (size_t)D) != 0);
+        free(want);
+        free(g0);
+        free(g1);
+        free(g2);
+        vkf_tensor_unref(&eh);
+        vkf_clip_tokens_free(&et);
+    }
+    free(ev);
     /* a long prompt: two chunks → [1, 154, D] */
     char text[2400] = "";
     for (int i = 0; i < 90; i++)
