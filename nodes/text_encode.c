@@ -156,9 +156,8 @@ static int text_encode(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
         all.tok = tokbuf;
         all.n_chunks = n + 1;
     }
+    /* (-k beyond the model's depth is the last layer: the encoder's rule) */
     int layer = clip->layer_idx ? clip->layer_idx : clip->default_layer_idx;
-    if (layer < 0 && -layer > cfg->layers)
-        layer = 0;   /* beyond the model: ComfyUI takes the last layer */
     if ((err = vkf_clip_text_encode(clip->text, &all, layer, &hidden, &pooled)) < 0) {
         err = err == VKF_ENOMEM ? err
                                 : vkf_exec_error(ctx, "CLIPTextEncode: text encoder failed: %s",

@@ -1016,6 +1016,20 @@ static void test_text_encode(void)
     vkf_tensor_unref(&hidden);
     vkf_tensor_unref(&pooled);
     vkf_clip_tokens_free(&tok);
+    /* CLIPSetLastLayer(-24) is deeper than the tiny model: the last layer */
+    RUN_OK("{\"1\":{\"class_type\":\"TestCLIP\",\"inputs\":{}},"
+           "\"4\":{\"class_type\":\"CLIPSetLastLayer\",\"inputs\":{\"clip\":[\"1\",0],"
+           "\"stop_at_clip_layer\":-24}},"
+           "\"5\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"text\":\"a photo of a cat\","
+           "\"clip\":[\"4\",0]}},"
+           "\"10\":{\"class_type\":\"CapCond\",\"inputs\":{\"v\":[\"5\",0],\"slot\":0}}}");
+    CHECK(cfg->layers < 24);
+    if (cap_cond(0) && cap_cond(0)->e[0].cond) {
+        float *g = dl(cap_cond(0)->e[0].cond), *gl = dl(plain->e[0].cond);
+        CHECK(!memcmp(g, gl, sizeof(float) * 77 * (size_t)D));
+        free(g);
+        free(gl);
+    }
     /* embedding:name from the embeddings folder (an 'emb_params' file of
      * two vectors); an unknown name is dropped as ComfyUI does */
     char edir[700], epath[800];
