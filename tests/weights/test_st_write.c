@@ -177,6 +177,7 @@ static void test_roundtrip(void)
         CHECK_EQ_INT(n - 8 - hl, 10000 + 48 + 12 + 12 + 10000 + 20000 + 4);
         free(h);
     }
+    free(raw);
 
     /* read back */
     vkf_weights *rw = NULL;
