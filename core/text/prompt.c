@@ -153,7 +153,13 @@ done:
 typedef struct item {
     int start, end;
     double weight;   /* the weight of the text around the item */
+    int depth;       /* groups around the item */
 } item;
+
+/* ComfyUI recurses once per nesting level and Python stops it near 1000
+ * levels (RecursionError); refusing deeper prompts also bounds the work,
+ * which is O(length × depth). */
+#define MAX_NESTING 1000
 
 typedef struct item_stack {
     item *v;
@@ -162,7 +168,8 @@ typedef struct item_stack {
 
 /* Pushes parse_parentheses(c[start..end)) in reverse order, so that
  * popping yields them in text order. */
-static int push_items(item_stack *st, const uint32_t *c, int start, int end, double w)
+static int push_items(item_stack *st, const uint32_t *c, int start, int end, double w,
+                      int depth)
 {
     int first = st->n, cur = start, nesting = 0;
     for (int i = start; i <= end; i++) {
@@ -188,7 +195,7 @@ static int push_items(item_stack *st, const uint32_t *c, int start, int end, dou
         if (cut_end >= 0) {
             if (st->n >= st->cap && vkf_grow(&st->v, &st->cap, st->n + 1, sizeof(item)) < 0)
                 return VKF_ENOMEM;
-            st->v[st->n++] = (item){cur, cut_end, w};
+            st->v[st->n++] = (item){cur, cut_end, w, depth};
         }
         cur = next;
     }
@@ -200,13 +207,19 @@ static int push_items(item_stack *st, const uint32_t *c, int start, int end, dou
     return 0;
 }
 
-static int token_weights(const uint32_t *c, int n, seg_list *out)
+static int token_weights(const uint32_t *c, int n, seg_list *out, const vkf_log *log)
 {
     item_stack st = {0};
-    int err = push_items(&st, c, 0, n, 1.0);
+    int err = push_items(&st, c, 0, n, 1.0, 0);
     while (!err && st.n) {
         item it = st.v[--st.n];
         if (it.end - it.start >= 2 && c[it.start] == '(' && c[it.end - 1] == ')') {
+            if (it.depth >= MAX_NESTING) {
+                vkf_logf(log, VKF_LOG_ERROR, "prompt: parentheses nested more than %d levels "
+                         "deep (ComfyUI fails on these too)", MAX_NESTING);
+                err = VKF_EINVAL;
+                break;
+            }
             int s = it.start + 1, e = it.end - 1;
             double w = it.weight * 1.1;
             int colon = -1;
@@ -225,7 +238,7 @@ static int token_weights(const uint32_t *c, int n, seg_list *out)
                 w = v;
                 e = colon;
             }
-            err = push_items(&st, c, s, e, w);
+            err = push_items(&st, c, s, e, w, it.depth + 1);
         } else {
             err = seg_push(out, it.start, it.end, it.weight);
         }
@@ -567,7 +580,7 @@ int vkf_clip_tokenize_weighted(const vkf_clip_tokenizer *t, const char *prompt,
         }
     }
     c.n = m;
-    VKF_TRY(token_weights(c.v, c.n, &segs));
+    VKF_TRY(token_weights(c.v, c.n, &segs, p->log));
     for (int i = 0; i < segs.n; i++)
         VKF_TRY(add_segment(&x, c.v, &segs.v[i], &w, &rest));
     VKF_TRY(make_chunks(&x.g, p->pad_with_end ? VKF_CLIP_EOS : 0, &o));

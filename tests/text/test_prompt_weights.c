@@ -236,17 +236,36 @@ static void test_by_hand(void)
                  VKF_EINVAL);
     vkf_clip_tokens_free(NULL);
 
-    /* deep nesting is handled without recursion */
-    size_t depth = 3000;
-    char *deep = malloc(depth * 2 + 2);
-    memset(deep, '(', depth);
-    deep[depth] = 'a';
-    memset(deep + depth + 1, ')', depth);
-    deep[2 * depth + 1] = 0;
-    CHECK_EQ_INT(run(deep, true, NULL, &out), 0);
-    CHECK(out.tok[1].id == 320 && isinf(out.tok[1].weight));
+    /* nesting: 1000 levels work (1.1^1000 overflows float), deeper fails
+     * as it does in ComfyUI (Python's recursion limit) */
+    for (int depth = 999; depth <= 1001; depth++) {
+        char *deep = malloc((size_t)depth * 2 + 2);
+        memset(deep, '(', (size_t)depth);
+        deep[depth] = 'a';
+        memset(deep + depth + 1, ')', (size_t)depth);
+        deep[2 * depth + 1] = 0;
+        test_log_clear(&log);
+        p = (vkf_clip_tokenize_params){.pad_with_end = true, .log = &log.log};
+        int err = vkf_clip_tokenize_weighted(tok, deep, &p, &out);
+        if (depth <= 1000) {
+            CHECK_EQ_INT(err, 0);
+            CHECK(out.tok && out.tok[1].id == 320 && isinf(out.tok[1].weight));
+        } else {
+            CHECK_EQ_INT(err, VKF_EINVAL);
+            CHECK_HAS(log.last, "nested more than 1000 levels");
+        }
+        vkf_clip_tokens_free(&out);
+        free(deep);
+    }
+    /* unclosed parentheses are text, however many */
+    char *open = malloc(5002);
+    memset(open, '(', 5000);
+    open[5000] = 'a';
+    open[5001] = 0;
+    CHECK_EQ_INT(run(open, true, NULL, &out), 0);
+    CHECK(out.n_chunks > 1 && out.tok[1].weight == 1.0f);
     vkf_clip_tokens_free(&out);
-    free(deep);
+    free(open);
 }
 
 static void test_alloc_failures(void)
