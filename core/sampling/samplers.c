@@ -134,6 +134,11 @@ struct vkf_brownian_tree {
     size_t n;
     vkf_randn_kernel kernel;
     float *w_hi, *wl, *wr, *wm, *z, *wa;
+    /* the last two W(t) computed: consecutive steps share an endpoint */
+    float *cache_w[2];
+    double cache_t[2];
+    bool cache_ok[2];
+    int cache_next;
 };
 
 static uint64_t mix64(uint64_t x)
@@ -172,7 +177,7 @@ static int bt_create(double t0, double t1, uint64_t seed, size_t n, vkf_randn_ke
     t->seed = mix64(seed);
     t->n = n;
     t->kernel = kernel;
-    t->w_hi = vkf_malloc(6 * (n ? n : 1) * sizeof(float));
+    t->w_hi = vkf_malloc(8 * (n ? n : 1) * sizeof(float));
     if (!t->w_hi) {
         vkf_free(t);
         return VKF_ENOMEM;
@@ -182,6 +187,8 @@ static int bt_create(double t0, double t1, uint64_t seed, size_t n, vkf_randn_ke
     t->wm = t->wr + n;
     t->z = t->wm + n;
     t->wa = t->z + n;
+    t->cache_w[0] = t->wa + n;
+    t->cache_w[1] = t->cache_w[0] + n;
     bt_randn(t, t->seed, t->z);
     float c = (float)sqrt(t->hi - t->lo);
     for (size_t i = 0; i < n; i++)
@@ -190,8 +197,27 @@ static int bt_create(double t0, double t1, uint64_t seed, size_t n, vkf_randn_ke
     return 0;
 }
 
+static void bt_eval_uncached(bt *t, double tq, float *out);
+
 /* W(tq) into out (tq clamped to [lo, hi]). */
 static void bt_eval(bt *t, double tq, float *out)
+{
+    size_t n = t->n;
+    for (int c = 0; c < 2; c++)
+        if (t->cache_ok[c] && t->cache_t[c] == tq) {
+            memcpy(out, t->cache_w[c], n * sizeof(float));
+            t->cache_next = 1 - c;   /* least recently used */
+            return;
+        }
+    bt_eval_uncached(t, tq, out);
+    int c = t->cache_next;
+    memcpy(t->cache_w[c], out, n * sizeof(float));
+    t->cache_t[c] = tq;
+    t->cache_ok[c] = true;
+    t->cache_next = 1 - c;
+}
+
+static void bt_eval_uncached(bt *t, double tq, float *out)
 {
     size_t n = t->n;
     if (tq <= t->lo) {
@@ -246,8 +272,10 @@ static void bt_noise(bt *t, float sigma, float sigma_next, float *out)
         b = sigma;
         sign = -1.0f;
     }
-    bt_eval(t, (double)a, t->wa);
+    /* the upper end first: a descending schedule's next query starts where
+     * this one ends, and the two-entry cache keeps it */
     bt_eval(t, (double)b, out);
+    bt_eval(t, (double)a, t->wa);
     float div = sqrtf(fabsf(sigma_next - sigma));
     for (size_t i = 0; i < t->n; i++)
         out[i] = ((out[i] - t->wa[i]) * sign) / div;

@@ -39,7 +39,11 @@ typedef struct vkf_sample_params {
     double eta, s_noise, r;
     const char *solver_type;      /* "midpoint" / "heun" */
     int order;                    /* lms */
-    const vkf_model_sampling *ms; /* for samplers that need α/σ tables */
+    /* The model's sampling: CONST (FLOW) switches the RF variants and the
+     * logit half-logSNR on, lcm re-noises with its noise_scaling,
+     * sa_solver takes its τ interval and flow models their first-sigma
+     * offset from it.  NULL = treated as EPS/V (discrete). */
+    const vkf_model_sampling *ms;
     /* The latent's shape (batch first) and element count. */
     const int64_t *shape;
     int ndim;
@@ -53,8 +57,11 @@ typedef struct vkf_sample_params {
      * BrownianTree, not the same numbers. */
     uint64_t seed;
     vkf_randn_kernel kernel;
-    /* Called after each step with the current x and denoised (previews,
-     * progress); a non-zero return stops sampling with that code. */
+    /* Called once per step, after the step's first model call, with the x
+     * that call saw and its denoised estimate (ComfyUI's callback dict
+     * 'x', 'denoised'; uni_pc reports its VP-scaled x after the step, as
+     * ComfyUI does; dpm_adaptive once per attempted step), total = number
+     * of sigmas − 1; a non-zero return stops sampling with that code. */
     int (*callback)(void *opaque, int step, int total, const float *x,
                     const float *denoised);
     void *cb_opaque;
