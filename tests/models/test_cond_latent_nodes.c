@@ -913,6 +913,42 @@ static void test_weight_formula(void)
     free(e);
 }
 
+static void expect_error(const char *json, const char *needle)
+{
+    char *msg = NULL;
+    int err = run(json, &msg);
+    CHECK(err == VKF_ERUN);
+    CHECK(msg && strstr(msg, needle));
+    if (!msg || !strstr(msg, needle))
+        fprintf(stderr, "message: %s (wanted '%s')\n", msg ? msg : "(none)", needle);
+    vkf_free(msg);
+}
+
+static void test_errors(void)
+{
+    /* mismatched channels, batch sizes and widths name the problem */
+    expect_error("{\"1\":" LAT(1, 1, 4, 8, 8) ",\"2\":" LAT(2, 1, 3, 4, 4) ","
+                 "\"3\":{\"class_type\":\"LatentComposite\",\"inputs\":{\"samples_to\":[\"1\",0],"
+                 "\"samples_from\":[\"2\",0],\"x\":0,\"y\":0,\"feather\":0}},"
+                 "\"4\":{\"class_type\":\"CapLatent\",\"inputs\":{\"v\":[\"3\",0],\"slot\":0}}}",
+                 "does not fit");
+    expect_error("{\"1\":" LAT(1, 2, 4, 8, 8) ",\"2\":" LAT(2, 3, 4, 8, 8) ","
+                 "\"3\":{\"class_type\":\"LatentBlend\",\"inputs\":{\"samples1\":[\"1\",0],"
+                 "\"samples2\":[\"2\",0],\"blend_factor\":0.5}},"
+                 "\"4\":{\"class_type\":\"CapLatent\",\"inputs\":{\"v\":[\"3\",0],\"slot\":0}}}",
+                 "LatentBlend");
+    expect_error("{\"1\":" COND(1, 1, 77, 16) ",\"2\":" COND(2, 1, 77, 8) ","
+                 "\"3\":{\"class_type\":\"ConditioningConcat\",\"inputs\":{\"conditioning_to\":"
+                 "[\"1\",0],\"conditioning_from\":[\"2\",0]}},"
+                 "\"4\":{\"class_type\":\"CapCond\",\"inputs\":{\"v\":[\"3\",0],\"slot\":0}}}",
+                 "differ in batch or width");
+    expect_error("{\"1\":" COND(1, 1, 77, 16) ",\"2\":" COND(2, 1, 77, 8) ","
+                 "\"3\":{\"class_type\":\"ConditioningAverage\",\"inputs\":{\"conditioning_to\":"
+                 "[\"1\",0],\"conditioning_from\":[\"2\",0],\"conditioning_to_strength\":0.5}},"
+                 "\"4\":{\"class_type\":\"CapCond\",\"inputs\":{\"v\":[\"3\",0],\"slot\":0}}}",
+                 "width 16 and 8");
+}
+
 /* A synthesized tiny CLIP-L on the executor's device. */
 static char clip_path[600];
 
@@ -1132,6 +1168,7 @@ int main(void)
     test_cond_math();
     test_inpaint();
     test_weight_formula();
+    test_errors();
     test_text_encode();
 
     for (size_t i = 0; i < VKF_ARRAY_SIZE(captured); i++)
