@@ -6,5 +6,6 @@ int vkf_cli_devices(int argc, char **argv);
 int vkf_cli_bench(int argc, char **argv);
 int vkf_cli_serve(int argc, char **argv);
 int vkf_cli_inspect(int argc, char **argv);
+int vkf_cli_synth(int argc, char **argv);
 
 #endif

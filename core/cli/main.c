@@ -70,6 +70,8 @@ static void usage(FILE *f)
           "  convert FILE [-o OUT]      UI workflow / PNG / WebP -> API-format JSON\n"
           "  nodes [--json]             list nodes (--json: ComfyUI /object_info)\n"
           "  inspect FILE [--json]      tensors, dtypes and model family of a weights file\n"
+          "  synth-model --arch A --scale full|tiny --seed N -o FILE\n"
+          "                             write a random-weight test checkpoint\n"
           "  serve [--port 8188] ...    ComfyUI-compatible HTTP + WebSocket API\n"
           "  devices                    list Vulkan devices\n"
           "  bench ops                  benchmark the GPU op library\n"
@@ -683,6 +685,8 @@ int main(int argc, char **argv)
         return vkf_cli_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "inspect"))
         return vkf_cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "synth-model"))
+        return vkf_cli_synth(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve"))
         return vkf_cli_serve(argc - 1, argv + 1);
 
