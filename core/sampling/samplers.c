@@ -16,6 +16,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <vkflow/samplers.h>
@@ -98,6 +100,7 @@ typedef struct smp {
     /* BrownianTreeNoiseSampler */
     bt *tree;
     bool use_tree;
+    int noise_err;            /* a failed tree query (VKF_ENOMEM) */
 } smp;
 
 static int model_call(smp *s, const float *x, float sigma, float *den)
@@ -113,43 +116,99 @@ static int step_cb(smp *s, int i, const float *x, const float *den)
     return s->p->callback(s->p->cb_opaque, i, s->total, x, den);
 }
 
-/* ---- Brownian tree ------------------------------------------------------ */
+/* ---- Brownian tree (torchsde's BrownianTree, as ComfyUI uses it) -------- */
 
 /*
- * W on [lo, hi] with W(lo) = 0, one path per seed.  W(hi) = √(hi−lo)·z₀;
- * a point t is found by bisection: each node [l, r] with known W(l), W(r)
- * draws its midpoint from the Brownian bridge, W(m) = (W(l)+W(r))/2 +
- * √((r−l)/4)·z_node, down BT_DEPTH levels; inside the last node W(t) is a
- * bridge draw at t.  Every z is a torch.randn of the whole latent from a
- * generator seeded with a splitmix64 hash of the node's path (and of t's
- * bits at the leaf), so a value depends only on (seed, t): the path is
- * consistent whatever the query order, like torchsde's BrownianTree.
- * tests/reference/make_sampler_goldens.py restates this exactly.
+ * ComfyUI's BrownianTreeNoiseSampler builds torchsde.BrownianTree(t0, w0 = 0,
+ * t1, entropy = seed) on the CPU: a BrownianInterval with tol 1e-6 (times
+ * rounded to 6 decimals), pool_size 24 and the "halfway" dependency tree.
+ * Every node [s, e] of that binary tree splits at round(0.5·(s + e), 6); its
+ * increment W is known from its parent's: left = (ld·W)·(1/h) +
+ * √(ld·rd/h)·z, right = W − left, with z a float32 torch.randn of the
+ * latent from a generator seeded with the first word of
+ * numpy SeedSequence(entropy, spawn_key = (key, depth), pool_size 24)
+ * .generate_state(4) of the parent; the root's W is randn(first word of
+ * SeedSequence(entropy, pool_size 24).generate_state(3))·√(t1 − t0).  A
+ * query [ta, tb] is the sum, left to right, of the tree nodes that tile it.
+ * Everything below reproduces those steps (numpy's SeedSequence hash, Python's
+ * round(x, 6), the float32 tensor ops in torch's order), so the noise is
+ * torchsde's, bit for bit (tests/sampling/test_samplers.c checks it against
+ * torchsde itself).
  */
-#define BT_DEPTH 16
+
+#define SS_POOL 24
 
 struct vkf_brownian_tree {
-    double lo, hi;
-    uint64_t seed;
+    double start, end;        /* rounded, as torchsde keeps them */
+    uint32_t entropy[2];
+    int n_entropy;
     size_t n;
     vkf_randn_kernel kernel;
-    float *w_hi, *wl, *wr, *wm, *z, *wa;
-    /* the last two W(t) computed: consecutive steps share an endpoint */
-    float *cache_w[2];
-    double cache_t[2];
-    bool cache_ok[2];
-    int cache_next;
+    float *w_root, *w, *l, *r, *z, *acc, *wa;
+    float **pieces;           /* left-boundary pieces of a query */
+    int n_pieces_alloc;
 };
 
-static uint64_t mix64(uint64_t x)
+static uint32_t ss_hashmix(uint32_t v, uint32_t *hc)
 {
-    x += UINT64_C(0x9E3779B97F4A7C15);
-    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
-    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
-    return x ^ (x >> 31);
+    v ^= *hc;
+    *hc *= 0x931e8875u;
+    v *= *hc;
+    v ^= v >> 16;
+    return v;
 }
 
-static void bt_randn(bt *t, uint64_t seed, float *out)
+static uint32_t ss_mix(uint32_t x, uint32_t y)
+{
+    uint32_t r = 0xca01f9ddu * x - 0x4973f715u * y;
+    return r ^ (r >> 16);
+}
+
+/* numpy.random.SeedSequence(entropy, spawn_key, pool_size = 24)
+ * .generate_state(nwords) as uint32 words. */
+static void seed_sequence(const uint32_t *ent, int nent, const uint32_t *spawn, int nspawn,
+                          int nwords, uint32_t *out)
+{
+    uint32_t a[SS_POOL + 8];
+    int na = 0;
+    for (int i = 0; i < nent; i++)
+        a[na++] = ent[i];
+    if (nspawn > 0)
+        while (na < SS_POOL)
+            a[na++] = 0;
+    for (int i = 0; i < nspawn; i++)
+        a[na++] = spawn[i];
+    uint32_t pool[SS_POOL];
+    uint32_t hc = 0x43b0d7e5u;
+    for (int i = 0; i < SS_POOL; i++)
+        pool[i] = ss_hashmix(i < na ? a[i] : 0u, &hc);
+    for (int src = 0; src < SS_POOL; src++)
+        for (int dst = 0; dst < SS_POOL; dst++)
+            if (src != dst)
+                pool[dst] = ss_mix(pool[dst], ss_hashmix(pool[src], &hc));
+    for (int src = SS_POOL; src < na; src++)
+        for (int dst = 0; dst < SS_POOL; dst++)
+            pool[dst] = ss_mix(pool[dst], ss_hashmix(a[src], &hc));
+    uint32_t hb = 0x8b51f9ddu;
+    for (int i = 0; i < nwords; i++) {
+        uint32_t v = pool[i % SS_POOL];
+        v ^= hb;
+        hb *= 0x58f38dedu;
+        v *= hb;
+        v ^= v >> 16;
+        out[i] = v;
+    }
+}
+
+/* Python's round(x, 6): the correctly rounded decimal, read back. */
+static double round6(double x)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%.6f", x);
+    return strtod(buf, NULL);
+}
+
+static void bt_randn(bt *t, uint32_t seed, float *out)
 {
     vkf_torch_rng g;
     vkf_torch_rng_seed(&g, seed);
@@ -161,7 +220,10 @@ static void bt_destroy(bt **tp)
     bt *t = *tp;
     if (!t)
         return;
-    vkf_free(t->w_hi);
+    for (int i = 0; i < t->n_pieces_alloc; i++)
+        vkf_free(t->pieces[i]);
+    vkf_free(t->pieces);
+    vkf_free(t->w_root);
     vkf_free(t);
     *tp = NULL;
 }
@@ -172,98 +234,219 @@ static int bt_create(double t0, double t1, uint64_t seed, size_t n, vkf_randn_ke
     bt *t = vkf_calloc(1, sizeof(*t));
     if (!t)
         return VKF_ENOMEM;
-    t->lo = t0 < t1 ? t0 : t1;
-    t->hi = t0 < t1 ? t1 : t0;
-    t->seed = mix64(seed);
+    double lo = t0 < t1 ? t0 : t1, hi = t0 < t1 ? t1 : t0;
+    t->start = round6(lo);
+    t->end = round6(hi);
+    t->entropy[0] = (uint32_t)seed;
+    t->entropy[1] = (uint32_t)(seed >> 32);
+    t->n_entropy = seed >> 32 ? 2 : 1;
     t->n = n;
     t->kernel = kernel;
-    t->w_hi = vkf_malloc(8 * (n ? n : 1) * sizeof(float));
-    if (!t->w_hi) {
+    t->w_root = vkf_malloc(7 * (n ? n : 1) * sizeof(float));
+    if (!t->w_root) {
         vkf_free(t);
         return VKF_ENOMEM;
     }
-    t->wl = t->w_hi + n;
-    t->wr = t->wl + n;
-    t->wm = t->wr + n;
-    t->z = t->wm + n;
-    t->wa = t->z + n;
-    t->cache_w[0] = t->wa + n;
-    t->cache_w[1] = t->cache_w[0] + n;
-    bt_randn(t, t->seed, t->z);
-    float c = (float)sqrt(t->hi - t->lo);
+    t->w = t->w_root + n;
+    t->l = t->w + n;
+    t->r = t->l + n;
+    t->z = t->r + n;
+    t->acc = t->z + n;
+    t->wa = t->acc + n;
+    uint32_t st[3];
+    seed_sequence(t->entropy, t->n_entropy, NULL, 0, 3, st);
+    bt_randn(t, st[0], t->z);
+    float c = (float)sqrt(hi - lo);
     for (size_t i = 0; i < n; i++)
-        t->w_hi[i] = c * t->z[i];
+        t->w_root[i] = t->z[i] * c;
     *out = t;
     return 0;
 }
 
-static void bt_eval_uncached(bt *t, double tq, float *out);
+typedef struct bt_node {
+    double s, e;
+    uint64_t key;
+    uint32_t depth;
+} bt_node;
 
-/* W(tq) into out (tq clamped to [lo, hi]). */
-static void bt_eval(bt *t, double tq, float *out)
+/* Splits node (increment t->w) at its rounded halfway point: the children's
+ * increments into t->l, t->r; returns the midpoint. */
+static double bt_split(bt *t, const bt_node *nd)
 {
-    size_t n = t->n;
-    for (int c = 0; c < 2; c++)
-        if (t->cache_ok[c] && t->cache_t[c] == tq) {
-            memcpy(out, t->cache_w[c], n * sizeof(float));
-            t->cache_next = 1 - c;   /* least recently used */
-            return;
-        }
-    bt_eval_uncached(t, tq, out);
-    int c = t->cache_next;
-    memcpy(t->cache_w[c], out, n * sizeof(float));
-    t->cache_t[c] = tq;
-    t->cache_ok[c] = true;
-    t->cache_next = 1 - c;
+    double m = round6(0.5 * (nd->e + nd->s));
+    uint32_t spawn[3], st[4];
+    int ns = 0;
+    spawn[ns++] = (uint32_t)nd->key;
+    if (nd->key >> 32)
+        spawn[ns++] = (uint32_t)(nd->key >> 32);
+    spawn[ns++] = nd->depth;
+    seed_sequence(t->entropy, t->n_entropy, spawn, ns, 4, st);
+    bt_randn(t, st[0], t->z);
+    double hr = 1.0 / (nd->e - nd->s);
+    double ld = m - nd->s, rd = nd->e - m;
+    float fld = (float)ld, fhr = (float)hr, c = (float)sqrt(ld * rd * hr);
+    for (size_t i = 0; i < t->n; i++) {
+        float left = (fld * t->w[i]) * fhr + c * t->z[i];
+        t->l[i] = left;
+        t->r[i] = t->w[i] - left;
+    }
+    return m;
 }
 
-static void bt_eval_uncached(bt *t, double tq, float *out)
+static bt_node bt_child(const bt_node *nd, double m, bool right)
+{
+    bt_node c = {right ? m : nd->s, right ? nd->e : m, 2 * nd->key + (right ? 1 : 0),
+                 nd->depth + 1};
+    return c;
+}
+
+static int bt_piece(bt *t, int k, float **out)
+{
+    if (k >= t->n_pieces_alloc) {
+        int na = t->n_pieces_alloc ? 2 * t->n_pieces_alloc : 32;
+        float **p = vkf_calloc((size_t)na, sizeof(float *));
+        if (!p)
+            return VKF_ENOMEM;
+        for (int i = 0; i < t->n_pieces_alloc; i++)
+            p[i] = t->pieces[i];
+        vkf_free(t->pieces);
+        t->pieces = p;
+        t->n_pieces_alloc = na;
+    }
+    if (!t->pieces[k] && !(t->pieces[k] = vkf_malloc(t->n * sizeof(float))))
+        return VKF_ENOMEM;
+    *out = t->pieces[k];
+    return 0;
+}
+
+static void acc_add(bt *t, bool *first, const float *v)
+{
+    if (*first) {
+        memcpy(t->acc, v, t->n * sizeof(float));
+        *first = false;
+    } else {
+        for (size_t i = 0; i < t->n; i++)
+            t->acc[i] = t->acc[i] + v[i];
+    }
+}
+
+/* The increment over [ta, tb] (BrownianInterval.__call__(ta, tb)) into out. */
+static int bt_increment(bt *t, double ta, double tb, float *out)
 {
     size_t n = t->n;
-    if (tq <= t->lo) {
+    if (ta < t->start)
+        ta = t->start;
+    if (tb < t->start)
+        tb = t->start;
+    if (ta > t->end)
+        ta = t->end;
+    if (tb > t->end)
+        tb = t->end;
+    if (ta == tb) {
         memset(out, 0, n * sizeof(float));
-        return;
+        return 0;
     }
-    if (tq >= t->hi) {
-        memcpy(out, t->w_hi, n * sizeof(float));
-        return;
+    ta = round6(ta);
+    tb = round6(tb);
+    if (ta == tb) {
+        /* closer than the tolerance: torchsde recurses without end here */
+        memset(out, 0, n * sizeof(float));
+        return 0;
     }
-    double l = t->lo, r = t->hi;
-    uint64_t s = t->seed;
-    memset(t->wl, 0, n * sizeof(float));
-    memcpy(t->wr, t->w_hi, n * sizeof(float));
-    for (int d = 0; d < BT_DEPTH; d++) {
-        double m = 0.5 * (l + r);
-        bt_randn(t, mix64(s ^ UINT64_C(1)), t->z);
-        float c = (float)sqrt((r - l) / 4.0);
-        for (size_t i = 0; i < n; i++)
-            t->wm[i] = (t->wl[i] + t->wr[i]) * 0.5f + c * t->z[i];
-        if (tq == m) {
-            memcpy(out, t->wm, n * sizeof(float));
-            return;
+    bt_node nd = {t->start, t->end, 0, 0};
+    memcpy(t->w, t->w_root, n * sizeof(float));
+    /* the common path */
+    for (;;) {
+        if (ta == nd.s && tb == nd.e) {
+            memcpy(out, t->w, n * sizeof(float));
+            return 0;
         }
-        if (tq < m) {
-            r = m;
-            memcpy(t->wr, t->wm, n * sizeof(float));
-            s = mix64(s ^ UINT64_C(2));
+        double m = bt_split(t, &nd);
+        if (tb <= m) {
+            nd = bt_child(&nd, m, false);
+            memcpy(t->w, t->l, n * sizeof(float));
+        } else if (ta >= m) {
+            nd = bt_child(&nd, m, true);
+            memcpy(t->w, t->r, n * sizeof(float));
         } else {
-            l = m;
-            memcpy(t->wl, t->wm, n * sizeof(float));
-            s = mix64(s ^ UINT64_C(3));
+            break;
         }
     }
-    uint64_t tb;
-    memcpy(&tb, &tq, sizeof(tb));
-    bt_randn(t, mix64(s ^ tb), t->z);
-    float fr = (float)((tq - l) / (r - l));
-    float c = (float)sqrt((tq - l) * (r - tq) / (r - l));
-    for (size_t i = 0; i < n; i++)
-        out[i] = (t->wl[i] + fr * (t->wr[i] - t->wl[i])) + c * t->z[i];
+    /* split at m: [ta, m] in the left child, [m, tb] in the right child */
+    double m = round6(0.5 * (nd.e + nd.s));
+    bt_node right = bt_child(&nd, m, true);
+    float *wr;
+    int np = 0, err;
+    if ((err = bt_piece(t, np++, &wr)))
+        return err;
+    memcpy(wr, t->r, n * sizeof(float));
+    nd = bt_child(&nd, m, false);
+    memcpy(t->w, t->l, n * sizeof(float));
+    /* left boundary: pieces come right to left */
+    int nleft = 0;
+    float *lp[128];
+    for (;;) {
+        if (ta == nd.s) {
+            float *p;
+            if ((err = bt_piece(t, np++, &p)))
+                return err;
+            memcpy(p, t->w, n * sizeof(float));
+            lp[nleft++] = p;
+            break;
+        }
+        double mm = bt_split(t, &nd);
+        if (ta >= mm) {
+            nd = bt_child(&nd, mm, true);
+            memcpy(t->w, t->r, n * sizeof(float));
+        } else {
+            float *p;
+            if ((err = bt_piece(t, np++, &p)))
+                return err;
+            memcpy(p, t->r, n * sizeof(float));
+            lp[nleft++] = p;
+            nd = bt_child(&nd, mm, false);
+            memcpy(t->w, t->l, n * sizeof(float));
+        }
+        if (nleft >= 127)
+            return VKF_EINVAL;
+    }
+    bool first = true;
+    for (int i = nleft - 1; i >= 0; i--)
+        acc_add(t, &first, lp[i]);
+    /* right boundary: pieces come left to right */
+    nd = right;
+    memcpy(t->w, wr, n * sizeof(float));
+    for (int guard = 0;; guard++) {
+        if (tb == nd.e) {
+            acc_add(t, &first, t->w);
+            break;
+        }
+        double mm = bt_split(t, &nd);
+        if (tb <= mm) {
+            nd = bt_child(&nd, mm, false);
+            memcpy(t->w, t->l, n * sizeof(float));
+        } else {
+            acc_add(t, &first, t->l);
+            nd = bt_child(&nd, mm, true);
+            memcpy(t->w, t->r, n * sizeof(float));
+        }
+        if (guard > 200)
+            return VKF_EINVAL;
+    }
+    memcpy(out, t->acc, n * sizeof(float));
+    return 0;
 }
 
-/* BrownianTreeNoiseSampler(sigma, sigma_next): the increment between the two
- * (sorted, with the sign of the direction) over √|σ_next − σ|. */
-static void bt_noise(bt *t, float sigma, float sigma_next, float *out)
+/* W(t) − W(start) */
+static int bt_eval(bt *t, double tq, float *out)
+{
+    return bt_increment(t, t->start, tq, out);
+}
+
+/* BrownianTreeNoiseSampler(sigma, sigma_next): BatchedBrownianTree sorts the
+ * two times, multiplies by the direction's sign and ComfyUI divides by
+ * √|σ_next − σ| (float32 tensors). */
+static int bt_noise(bt *t, float sigma, float sigma_next, float *out)
 {
     float a = sigma, b = sigma_next;
     float sign = 1.0f;
@@ -272,20 +455,26 @@ static void bt_noise(bt *t, float sigma, float sigma_next, float *out)
         b = sigma;
         sign = -1.0f;
     }
-    /* the upper end first: a descending schedule's next query starts where
-     * this one ends, and the two-entry cache keeps it */
-    bt_eval(t, (double)b, out);
-    bt_eval(t, (double)a, t->wa);
+    int err = bt_increment(t, (double)a, (double)b, out);
+    if (err)
+        return err;
     float div = sqrtf(fabsf(sigma_next - sigma));
     for (size_t i = 0; i < t->n; i++)
-        out[i] = ((out[i] - t->wa[i]) * sign) / div;
+        out[i] = (out[i] * sign) / div;
+    return 0;
 }
 
 /* noise_sampler(sigma, sigma_next) */
 static void draw_noise(smp *s, float sigma, float sigma_next, float *out)
 {
-    if (s->use_tree)
-        bt_noise(s->tree, sigma, sigma_next, out);
+    if (s->use_tree) {
+        int err = bt_noise(s->tree, sigma, sigma_next, out);
+        if (err) {
+            memset(out, 0, s->n * sizeof(float));
+            if (!s->noise_err)
+                s->noise_err = err;
+        }
+    }
     else
         vkf_torch_randn(&s->rng, out, s->n, s->p->kernel);
 }
@@ -2412,6 +2601,8 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model, const floa
     else
         rc = VKF_ENOTFOUND;
 
+    if (!rc && s.noise_err)
+        rc = s.noise_err;
     bt_destroy(&s.tree);
     vkf_free(mem);
     return rc;
@@ -2434,12 +2625,19 @@ void vkf_brownian_tree_destroy(vkf_brownian_tree **t)
         bt_destroy(t);
 }
 
-void vkf_brownian_tree_w(vkf_brownian_tree *t, double tq, float *out)
+int vkf_brownian_tree_w(vkf_brownian_tree *t, double tq, float *out)
 {
-    bt_eval(t, tq, out);
+    return bt_eval(t, tq, out);
 }
 
-void vkf_brownian_tree_noise(vkf_brownian_tree *t, float sigma, float sigma_next, float *out)
+int vkf_brownian_tree_increment(vkf_brownian_tree *t, double ta, double tb, float *out)
 {
-    bt_noise(t, sigma, sigma_next, out);
+    if (!(ta <= tb))
+        return VKF_EINVAL;
+    return bt_increment(t, ta, tb, out);
+}
+
+int vkf_brownian_tree_noise(vkf_brownian_tree *t, float sigma, float sigma_next, float *out)
+{
+    return bt_noise(t, sigma, sigma_next, out);
 }

@@ -6,6 +6,9 @@ Regenerate (from the repository root):
 
     /usr/bin/python3 tests/reference/make_sampler_goldens.py
 
+(with torchsde importable: `pip install torchsde`, or TORCHSDE_PATH=<dir
+holding a torchsde source tree and its helpers trampoline and boltons>).
+
 It writes tests/reference/golden/sampling_samplers.json.  CI never runs this
 script: the test reads the committed file.  Needs torch, numpy and scipy
 (Debian: python3-torch python3-numpy python3-scipy); no ComfyUI.
@@ -26,8 +29,8 @@ logit half-logSNR).
 
 Noise: default_noise_sampler is torch.Generator seeded with seed + 1 (as
 ComfyUI does on CPU) and one randn of the latent per call — bit-exact in C.
-The SDE samplers' BrownianTreeNoiseSampler is replaced by vkflow's own
-Brownian tree (BT below; torchsde is not reproduced), restated here exactly.
+The SDE samplers' BrownianTreeNoiseSampler runs torchsde itself (needed
+only here: `pip install torchsde`, or a source checkout on TORCHSDE_PATH).
 """
 import json
 import math
@@ -86,63 +89,32 @@ def default_noise_sampler(x, seed):
     return lambda sigma, sigma_next: torch.randn(x.size(), generator=g)
 
 
-M64 = (1 << 64) - 1
-
-
-def mix64(x):
-    x = (x + 0x9E3779B97F4A7C15) & M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
-    return x ^ (x >> 31)
-
-
-BT_DEPTH = 16
-
-
-class BT:
-    """vkflow's Brownian tree (samplers.c bt_*)."""
-
-    def __init__(self, t0, t1, seed, shape):
-        self.lo, self.hi = (t0, t1) if t0 < t1 else (t1, t0)
-        self.seed = mix64(seed)
-        self.shape = shape
-        self.w_hi = self.randn(self.seed) * math.sqrt(self.hi - self.lo)
-
-    def randn(self, seed):
-        g = torch.Generator()
-        g.manual_seed(seed)
-        return torch.randn(self.shape, generator=g)
-
-    def eval(self, t):
-        if t <= self.lo:
-            return torch.zeros(self.shape)
-        if t >= self.hi:
-            return self.w_hi.clone()
-        l, r, s = self.lo, self.hi, self.seed
-        wl, wr = torch.zeros(self.shape), self.w_hi
-        for _ in range(BT_DEPTH):
-            m = 0.5 * (l + r)
-            wm = (wl + wr) * 0.5 + self.randn(mix64(s ^ 1)) * math.sqrt((r - l) / 4.0)
-            if t == m:
-                return wm
-            if t < m:
-                r, wr, s = m, wm, mix64(s ^ 2)
-            else:
-                l, wl, s = m, wm, mix64(s ^ 3)
-        tb = struct.unpack("<Q", struct.pack("<d", t))[0]
-        z = self.randn(mix64(s ^ tb))
-        return (wl + (wr - wl) * ((t - l) / (r - l))) + z * math.sqrt((t - l) * (r - t) / (r - l))
-
-    def noise(self, sigma, sigma_next):
-        a, b, sign = (sigma, sigma_next, 1.0) if sigma < sigma_next else (sigma_next, sigma, -1.0)
-        wa, wb = self.eval(float(a)), self.eval(float(b))
-        return ((wb - wa) * sign) / (sigma_next - sigma).abs().sqrt()
+def import_torchsde():
+    """torchsde (pip install torchsde, or a source checkout: TORCHSDE_PATH=dir
+    holding the torchsde package; its helpers trampoline and boltons must be
+    importable too)."""
+    import sys
+    extra = os.environ.get("TORCHSDE_PATH")
+    if extra:
+        sys.path.insert(0, extra)
+    import torchsde
+    return torchsde
 
 
 def tree_sampler(x, sigmas, seed):
-    pos = sigmas[sigmas > 0]
-    bt = BT(float(pos.min()), float(sigmas.max()), seed, x.shape)
-    return bt.noise
+    """ComfyUI's BrownianTreeNoiseSampler(x, sigma_min, sigma_max, seed,
+    cpu=True): BatchedBrownianTree over one torchsde.BrownianTree."""
+    torchsde = import_torchsde()
+    t0, t1 = sigmas[sigmas > 0].min(), sigmas.max()
+    tree = torchsde.BrownianTree(t0.cpu(), torch.zeros_like(x).cpu(), t1.cpu(), entropy=seed)
+
+    def noise(sigma, sigma_next):
+        a, b = torch.as_tensor(sigma), torch.as_tensor(sigma_next)
+        lo, hi, sign = (a, b, 1) if a < b else (b, a, -1)
+        w = torch.stack([tree(lo.cpu().float(), hi.cpu().float())]) * (1 * sign)
+        return w[0] / (b - a).abs().sqrt()
+    return noise
+
 
 # ---------------------------------------------------------------- helpers
 
@@ -1401,12 +1373,25 @@ def main():
     x = torch.zeros(SHAPE)
     ns = default_noise_sampler(x, SEED)
     draws = [f32list(ns(None, None)) for _ in range(3)]
-    # Brownian tree values
-    bt = BT(0.0291675, 14.614642, SEED, SHAPE)
-    tree = []
-    for t in [0.0291675, 0.5, 1.0, 3.3, 7.3073210, 14.0, 14.614642]:
-        tree.append({"t": t, "w": f32list(bt.eval(t))})
-    tnoise = f32list(bt.noise(torch.tensor(14.614642), torch.tensor(10.0)))
+    # torchsde's BrownianTree, as ComfyUI builds it, and numpy's SeedSequence
+    torchsde = import_torchsde()
+    lo, hi = torch.tensor(0.0291675), torch.tensor(14.614642)
+    tree = torchsde.BrownianTree(lo, torch.zeros(SHAPE), hi, entropy=SEED)
+    incs = []
+    for ta, tb in [(0.0291675, 14.614642), (0.5, 1.0), (1.0, 3.3), (3.3, 7.307321), (0.03, 0.031),
+                   (7.0, 14.0), (0.2, 0.200003)]:
+        ta32, tb32 = torch.tensor(ta), torch.tensor(tb)
+        incs.append({"ta": float(ta32), "tb": float(tb32), "w": f32list(tree(ta32, tb32))})
+    tnoise = f32list(tree_sampler(torch.zeros(SHAPE), torch.tensor([14.614642, 10.0, 0.0291675, 0.0]),
+                                  SEED)(torch.tensor(14.614642), torch.tensor(10.0)))
+    big = torchsde.BrownianTree(torch.tensor(0.0), torch.zeros(3), torch.tensor(1.0),
+                                entropy=2 ** 40 + 12345)
+    big_inc = f32list(big(torch.tensor(0.25), torch.tensor(0.8)))
+    seedseq = []
+    for ent, key in [(42, None), (42, (0, 0)), (42, (5, 3)), (2 ** 40 + 12345, (123456, 20)), (0, None)]:
+        ss = np.random.SeedSequence(entropy=ent, spawn_key=key if key else (), pool_size=24)
+        seedseq.append({"entropy": str(ent), "key": list(key) if key else [],
+                        "words": [int(v) for v in ss.generate_state(4)]})
     out = {
         "torch": torch.__version__,
         "shape": SHAPE, "seed": SEED, "cfg": CFG, "base_seed": 7,
@@ -1414,8 +1399,9 @@ def main():
         "schedules": {k: v[1] for k, v in schedules.items()},
         "schedule_models": {k: v[0] for k, v in schedules.items()},
         "noise_draws": draws,
-        "tree": {"lo": 0.0291675, "hi": 14.614642, "depth": BT_DEPTH, "values": tree,
-                 "noise_14.614642_10.0": tnoise},
+        "tree": {"lo": float(lo), "hi": float(hi), "increments": incs,
+                 "noise_14.614642_10.0": tnoise, "big_entropy_inc": big_inc,
+                 "seed_sequence": seedseq},
         "cases": cases,
     }
     path = os.path.join(GOLDEN, "sampling_samplers.json")

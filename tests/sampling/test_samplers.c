@@ -9,7 +9,7 @@
  * calls and callbacks.  The test prints how many values are bit-identical
  * and the worst relative error per sampler.  Bit-exact checks: the
  * ancestral noise stream (default_noise_sampler = torch generator seeded
- * with seed + 1) and the Brownian tree values.  Also: CFG++ receives the
+ * with seed + 1) and torchsde's Brownian tree.  Also: CFG++ receives the
  * uncond prediction (and only CFG++), interrupt through the callback and
  * the denoiser, unknown / missing sampler names, tree statistics.
  */
@@ -271,12 +271,19 @@ static void test_tree(const cJSON *g)
         return;
     float w[120];
     int bad = 0, nv = 0;
-    for (const cJSON *e = cJSON_GetObjectItem(tr, "values")->child; e; e = e->next) {
-        vkf_brownian_tree_w(bt, cJSON_GetObjectItem(e, "t")->valuedouble, w);
+    /* torchsde.BrownianTree(ta, tb), bit for bit */
+    for (const cJSON *e = cJSON_GetObjectItem(tr, "increments")->child; e; e = e->next) {
+        CHECK_EQ_INT(vkf_brownian_tree_increment(bt, cJSON_GetObjectItem(e, "ta")->valuedouble,
+                                                 cJSON_GetObjectItem(e, "tb")->valuedouble, w),
+                     0);
         int n;
         float *v = json_floats(cJSON_GetObjectItem(e, "w"), &n);
+        int b0 = bad;
         for (int i = 0; i < 120; i++)
             bad += f32_bits(w[i]) != f32_bits(v[i]);
+        if (bad != b0)
+            fprintf(stderr, "  tree increment %d: %d values differ (%.9g vs %.9g)\n", nv,
+                    bad - b0, w[0], v[0]);
         nv++;
         free(v);
     }
@@ -284,7 +291,7 @@ static void test_tree(const cJSON *g)
     CHECK_EQ_INT(bad, 0);
     int n;
     float *v = json_floats(cJSON_GetObjectItem(tr, "noise_14.614642_10.0"), &n);
-    vkf_brownian_tree_noise(bt, 14.614642f, 10.0f, w);
+    CHECK_EQ_INT(vkf_brownian_tree_noise(bt, 14.614642f, 10.0f, w), 0);
     bad = 0;
     for (int i = 0; i < 120; i++)
         bad += f32_bits(w[i]) != f32_bits(v[i]);
@@ -292,6 +299,17 @@ static void test_tree(const cJSON *g)
     free(v);
     vkf_brownian_tree_destroy(&bt);
     CHECK(bt == NULL);
+    /* a 64-bit entropy (two SeedSequence words) */
+    CHECK_EQ_INT(vkf_brownian_tree_create(0.0, 1.0, (UINT64_C(1) << 40) + 12345, 3,
+                                          VKF_RANDN_AVX2, &bt), 0);
+    v = json_floats(cJSON_GetObjectItem(tr, "big_entropy_inc"), &n);
+    CHECK_EQ_INT(vkf_brownian_tree_increment(bt, (double)0.25f, (double)0.8f, w), 0);
+    bad = 0;
+    for (int i = 0; i < 3 && n == 3; i++)
+        bad += f32_bits(w[i]) != f32_bits(v[i]);
+    CHECK(n == 3 && bad == 0);
+    free(v);
+    vkf_brownian_tree_destroy(&bt);
     CHECK_EQ_INT(vkf_brownian_tree_create(1.0, 1.0, 0, 4, VKF_RANDN_AVX2, &bt), VKF_EINVAL);
 
     /* statistics on a wide path: normalized increments over disjoint
@@ -300,8 +318,8 @@ static void test_tree(const cJSON *g)
     float *a = malloc(N * sizeof(float)), *b = malloc(N * sizeof(float));
     float *c = malloc(N * sizeof(float));
     CHECK_EQ_INT(vkf_brownian_tree_create(0.03, 14.6, 7, N, VKF_RANDN_AVX2, &bt), 0);
-    vkf_brownian_tree_noise(bt, 14.6f, 5.0f, a);
-    vkf_brownian_tree_noise(bt, 5.0f, 4.99f, b);   /* a short interval deep in the tree */
+    CHECK_EQ_INT(vkf_brownian_tree_noise(bt, 14.6f, 5.0f, a), 0);
+    CHECK_EQ_INT(vkf_brownian_tree_noise(bt, 5.0f, 4.99f, b), 0);   /* deep in the tree */
     double ma = 0, va = 0, mb = 0, vb = 0, cab = 0;
     for (size_t i = 0; i < N; i++) {
         ma += a[i];
@@ -317,8 +335,8 @@ static void test_tree(const cJSON *g)
     /* W(14.6) − W(4.99) = the two increments (a noise from σ to σ_next
      * below σ is −(W(σ) − W(σ_next))/√(σ − σ_next)) */
     float *w1 = malloc(N * sizeof(float)), *w2 = malloc(N * sizeof(float));
-    vkf_brownian_tree_w(bt, 14.6, w1);
-    vkf_brownian_tree_w(bt, (double)4.99f, w2);
+    CHECK_EQ_INT(vkf_brownian_tree_w(bt, 14.6, w1), 0);
+    CHECK_EQ_INT(vkf_brownian_tree_w(bt, (double)4.99f, w2), 0);
     double maxerr = 0;
     for (size_t i = 0; i < N; i++) {
         double inc = -((double)a[i] * sqrtf(14.6f - 5.0f) + (double)b[i] * sqrtf(5.0f - 4.99f));
@@ -326,7 +344,7 @@ static void test_tree(const cJSON *g)
     }
     CHECK(maxerr < 1e-4);
     /* same (seed, t) → same W, whatever was asked before */
-    vkf_brownian_tree_w(bt, (double)4.99f, c);
+    CHECK_EQ_INT(vkf_brownian_tree_w(bt, (double)4.99f, c), 0);
     CHECK(memcmp(c, w2, N * sizeof(float)) == 0);
     printf("tree: mean %.4f %.4f var %.4f %.4f corr %.4f additivity %.2g\n", ma, mb, va, vb,
            cab, maxerr);

@@ -53,8 +53,8 @@ typedef struct vkf_sample_params {
      * default_noise_sampler: torch's generator seeded with seed + 1, one
      * randn of the latent per draw (bit-exact).  The SDE samplers
      * (dpmpp_sde, dpmpp_2m_sde, dpmpp_3m_sde and their _gpu/_heun forms)
-     * use vkf_brownian_tree seeded with seed: same statistics as torchsde's
-     * BrownianTree, not the same numbers. */
+     * use vkf_brownian_tree seeded with seed: torchsde's BrownianTree on
+     * the CPU, bit-exact (ComfyUI's _gpu forms draw it on the GPU there). */
     uint64_t seed;
     vkf_randn_kernel kernel;
     /* Called once per step, after the step's first model call, with the x
@@ -88,19 +88,23 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model,
  * VKF_ENOMEM. */
 
 /*
- * vkflow's Brownian tree (stands in for torchsde's BrownianTree, whose
- * numbers are not reproduced): one Brownian path W on [min(t0,t1),
- * max(t0,t1)] of n-float values, W(lo) = 0, determined by seed alone, found
- * by bisection with Brownian-bridge midpoints (docs/sampling.md).
+ * torchsde's BrownianTree as ComfyUI's BrownianTreeNoiseSampler builds it
+ * (t0, t1 = the smallest positive and the largest sigma, w0 = 0,
+ * entropy = seed, tol 1e-6, pool_size 24, halfway tree, float32 on the CPU):
+ * the same numbers, bit for bit (docs/sampling.md).  Not thread-safe per
+ * tree.
  */
 typedef struct vkf_brownian_tree vkf_brownian_tree;
 int vkf_brownian_tree_create(double t0, double t1, uint64_t seed, size_t n,
                              vkf_randn_kernel kernel, vkf_brownian_tree **out);
 void vkf_brownian_tree_destroy(vkf_brownian_tree **t);
-/* W(t) into out (t clamped to the interval).  Not thread-safe per tree. */
-void vkf_brownian_tree_w(vkf_brownian_tree *t, double tq, float *out);
-/* ComfyUI's BrownianTreeNoiseSampler(σ, σ_next): (W(σ_next) − W(σ)) /
- * √|σ_next − σ|, a standard normal per element. */
-void vkf_brownian_tree_noise(vkf_brownian_tree *t, float sigma, float sigma_next, float *out);
+/* tree(ta, tb): W(tb) − W(ta), ta <= tb (clamped to the interval). */
+int vkf_brownian_tree_increment(vkf_brownian_tree *t, double ta, double tb, float *out);
+/* tree(t): W(t) − W(t0). */
+int vkf_brownian_tree_w(vkf_brownian_tree *t, double tq, float *out);
+/* ComfyUI's BrownianTreeNoiseSampler(σ, σ_next): the increment between the
+ * two, signed by the direction, over √|σ_next − σ|: a standard normal per
+ * element. */
+int vkf_brownian_tree_noise(vkf_brownian_tree *t, float sigma, float sigma_next, float *out);
 
 #endif /* VKFLOW_SAMPLERS_H */
