@@ -11,6 +11,7 @@
  *   VKF_UNET_BENCH=1 test_unet         instead of the tests: full-size
  *                                      SD1.5 (f16) at a 32x32 latent, ms
  *                                      per forward for B = 1 and 2
+ *                                      (VKF_UNET_BENCH=64: a 64x64 latent)
  *
  * Tolerances: the reference computes in f32 from the same (f16/f32) weight
  * values; the GPU also computes in f32, so only summation order and the
@@ -532,7 +533,7 @@ static double now_ms(void)
     return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-static int bench(vkf_gpu *gpu)
+static int bench(vkf_gpu *gpu, int size)
 {
     char path[1024];
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -546,13 +547,13 @@ static int bench(vkf_gpu *gpu)
     printf("bench: synth full SD1.5 f16 %.0f ms, load %.0f ms\n", t1 - t0, t2 - t1);
     vkf_gpu_profile_reset(gpu);
     for (int b = 1; b <= 2; b++) {
-        int64_t xs[4] = {b, 4, 32, 32}, cs[3] = {b, 77, 768};
+        int64_t xs[4] = {b, 4, size, size}, cs[3] = {b, 77, 768};
         gt_seed(3);
-        float *x = gt_random(b * 4 * 32 * 32), *ctx = gt_random(b * 77 * 768);
+        float *x = gt_random(b * 4 * size * size), *ctx = gt_random(b * 77 * 768);
         float ts[2] = {999, 999};
         vkf_dm_input in = {.x = upload(gpu, x, 4, xs), .timesteps = ts,
                            .context = upload(gpu, ctx, 3, cs)};
-        int iters = 3;
+        int iters = size > 32 ? 1 : 3;
         for (int i = 0; i <= iters; i++) {
             vkf_gpu_mem_reset_peak(gpu);
             double s = now_ms();
@@ -565,9 +566,10 @@ static int bench(vkf_gpu *gpu)
             vkf_gpu_mem_stats st;
             vkf_gpu_mem_stats_get(gpu, &st);
             long cores = sysconf(_SC_NPROCESSORS_ONLN);
-            printf("bench: B=%d 32x32 forward %s: %.0f ms wall, %.0f ms CPU-time/%ld cores "
+            printf("bench: B=%d %dx%d forward %s: %.0f ms wall, %.0f ms CPU-time/%ld cores "
                    "= %.0f ms, peak device memory %.0f MiB\n",
-                   b, i == 0 ? "(first, pipelines)" : "", e - s, cpu, cores, cpu / cores,
+                   b, size, size, i == 0 ? "(first, pipelines)" : "", e - s, cpu, cores,
+                   cpu / cores,
                    st.peak / 1048576.0);
             vkf_tensor_unref(&o);
         }
@@ -630,7 +632,8 @@ int main(int argc, char **argv)
     const char *b = getenv("VKF_UNET_BENCH");
     vkf_gpu *gpu = gt_gpu_open((vkf_gpu_params){.profile = b && *b && strcmp(b, "0")});
     if (b && *b && strcmp(b, "0")) {
-        bench(gpu);
+        int size = atoi(b);
+        bench(gpu, size >= 8 ? size : 32);
     } else {
         double t0 = now_ms();
         test_tiny_configs();
