@@ -8,9 +8,9 @@
  * is one rounding per element.  docs/sampling.md says what is exact.
  *
  * Noise: default_noise_sampler (a torch CPU generator seeded with seed + 1,
- * one randn of the latent per call) bit for bit; the SDE samplers'
- * BrownianTreeNoiseSampler by a Brownian tree of our own (see bt_*), with
- * the same statistics as torchsde's but not its numbers.
+ * one randn of the latent per call) and the SDE samplers'
+ * BrownianTreeNoiseSampler (torchsde's BrownianTree, see bt_*), both bit
+ * for bit.
  */
 #include "fp_strict.h"
 

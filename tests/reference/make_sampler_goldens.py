@@ -7,7 +7,9 @@ Regenerate (from the repository root):
     /usr/bin/python3 tests/reference/make_sampler_goldens.py
 
 (with torchsde importable: `pip install torchsde`, or TORCHSDE_PATH=<dir
-holding a torchsde source tree and its helpers trampoline and boltons>).
+holding a torchsde source tree and its helpers trampoline and boltons>;
+BrownianTree only needs trampoline's generator trampoline, and boltons is
+imported but not used by it, so minimal stand-ins for those two do).
 
 It writes tests/reference/golden/sampling_samplers.json.  CI never runs this
 script: the test reads the committed file.  Needs torch, numpy and scipy
