@@ -402,6 +402,42 @@ static void test_refusals(vkf_gpu *gpu)
 }
 
 
+/* Host allocations failing at points spread over a whole load: an error
+ * each time, no objects, nothing leaked. */
+static void test_alloc_failures(vkf_gpu *gpu)
+{
+    const char *path = tmp_path("sd2-v.safetensors");
+    vkf_checkpoint ck;
+    vkf_errbuf e = {{0}};
+    long live = vkf_alloc_live(), before = vkf_alloc_count();
+    CHECK(vkf_checkpoint_load(gpu, path, VKF_CKPT_ALL, &g_quiet, &ck, &e) == 0);
+    long total = vkf_alloc_count() - before;
+    vkf_checkpoint_clear(&ck);
+    CHECK(vkf_alloc_live() == live);
+    CHECK(total > 10);
+    int points = 0, failed = 0;
+    for (long k = 0; k < total; k += total / 37 + 1) {
+        vkf_alloc_fail_at(k);
+        int err = vkf_checkpoint_load(gpu, path, VKF_CKPT_ALL, &g_quiet, &ck, &e);
+        bool fired = vkf_alloc_failed();
+        vkf_alloc_fail_at(-1);
+        points++;
+        if (fired) {
+            failed++;
+            if (err == 0)
+                fprintf(stderr, "alloc %ld failed but the load succeeded\n", k);
+            CHECK(err < 0);
+            CHECK(!ck.model && !ck.clip && !ck.vae);
+        }
+        vkf_checkpoint_clear(&ck);
+        if (vkf_alloc_live() != live)
+            fprintf(stderr, "alloc %ld: %ld blocks leaked\n", k, vkf_alloc_live() - live);
+        CHECK(vkf_alloc_live() == live);
+    }
+    CHECK(failed > points / 2);
+    printf("allocation failures: %d points over %ld allocations\n", points, total);
+}
+
 /* ---- the nodes, through the executor -------------------------------------- */
 
 typedef struct capture {
@@ -670,6 +706,7 @@ int main(void)
         test_arch(gpu, &cases[i]);
     test_parts(gpu);
     test_refusals(gpu);
+    test_alloc_failures(gpu);
     test_nodes();
     nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     int rc = gt_finish(&gpu);
