@@ -77,4 +77,28 @@ extern const vkf_node_def vkf_node_VAEEncodeTiled;
 extern const vkf_node_def vkf_node_VAEEncodeForInpaint;
 extern const vkf_node_def vkf_node_VAELoader;
 
+/* Image and mask nodes (image_nodes.c, mask_nodes.c). */
+extern const vkf_node_def vkf_node_LoadImageMask;
+extern const vkf_node_def vkf_node_ImageScale;
+extern const vkf_node_def vkf_node_ImageScaleBy;
+extern const vkf_node_def vkf_node_ImageScaleToTotalPixels;
+extern const vkf_node_def vkf_node_ImageInvert;
+extern const vkf_node_def vkf_node_ImageBatch;
+extern const vkf_node_def vkf_node_ImagePadForOutpaint;
+extern const vkf_node_def vkf_node_ImageCrop;
+extern const vkf_node_def vkf_node_ImageCompositeMasked;
+extern const vkf_node_def vkf_node_ImageBlend;
+extern const vkf_node_def vkf_node_ImageBlur;
+extern const vkf_node_def vkf_node_ImageSharpen;
+extern const vkf_node_def vkf_node_EmptyImage;
+extern const vkf_node_def vkf_node_SolidMask;
+extern const vkf_node_def vkf_node_InvertMask;
+extern const vkf_node_def vkf_node_MaskToImage;
+extern const vkf_node_def vkf_node_ImageToMask;
+extern const vkf_node_def vkf_node_CropMask;
+extern const vkf_node_def vkf_node_GrowMask;
+extern const vkf_node_def vkf_node_FeatherMask;
+extern const vkf_node_def vkf_node_ThresholdMask;
+extern const vkf_node_def vkf_node_MaskComposite;
+extern const vkf_node_def vkf_node_Canny;
 #endif

@@ -2,6 +2,7 @@
 #include "gpu/ops/op_util.h"
 
 extern const vkf_shader_layout vkf_latent_layouts[];
+extern const vkf_shader_layout vkf_image_layouts[];
 
 const vkf_shader_layout *const vkf_op_layouts[] = {
     vkf_binary_layouts,
@@ -17,5 +18,6 @@ const vkf_shader_layout *const vkf_op_layouts[] = {
     vkf_embed_layouts,
     vkf_geglu_layouts,
     vkf_latent_layouts,
+    vkf_image_layouts,
     NULL,
 };

@@ -424,4 +424,71 @@ typedef enum vkf_resample_ext {
 int vkf_op_resample_ext(vkf_gpu *gpu, vkf_tensor *x, vkf_resample_ext mode,
                         int64_t ho, int64_t wo, vkf_tensor **out);
 
+/* ---- image / mask node ops (core/gpu/ops/image_ops.c) ----
+ * ComfyUI's image and mask nodes.  IMAGE = [B, H, W, C], MASK = [B, H, W];
+ * inputs any dtype and view, outputs contiguous f32. */
+
+typedef enum vkf_image_blend_mode {
+    VKF_BLEND_NORMAL = 0, VKF_BLEND_MULTIPLY, VKF_BLEND_SCREEN, VKF_BLEND_OVERLAY,
+    VKF_BLEND_SOFT_LIGHT, VKF_BLEND_DIFFERENCE,
+} vkf_image_blend_mode;
+
+/* ImageBlend: clamp(a·(1 − f) + mode(a, b)·f, 0, 1); a, b same shape. */
+int vkf_op_image_blend(vkf_gpu *gpu, vkf_tensor *a, vkf_tensor *b, vkf_image_blend_mode mode,
+                       double factor, vkf_tensor **out);
+
+typedef enum vkf_mask_op {
+    VKF_MASK_MULTIPLY = 0, VKF_MASK_ADD, VKF_MASK_SUBTRACT, VKF_MASK_AND, VKF_MASK_OR,
+    VKF_MASK_XOR,
+} vkf_mask_op;
+
+/* MaskComposite: dst [B, H, W] with src [Bs, h, w] (batch b reads src[b mod
+ * Bs]) combined at (x, y), clipped; the whole result clamped to [0, 1]. */
+int vkf_op_mask_composite(vkf_gpu *gpu, vkf_tensor *dst, vkf_tensor *src, int64_t x, int64_t y,
+                          vkf_mask_op op, vkf_tensor **out);
+/* ThresholdMask: x > value ? 1 : 0 (any shape). */
+int vkf_op_mask_threshold(vkf_gpu *gpu, vkf_tensor *x, float value, vkf_tensor **out);
+/* FeatherMask's edge ramps (including its column/row 0 quirk for right and
+ * bottom); sizes are clamped to the mask. */
+int vkf_op_mask_feather(vkf_gpu *gpu, vkf_tensor *mask, int64_t left, int64_t top, int64_t right,
+                        int64_t bottom, vkf_tensor **out);
+/* ImagePadForOutpaint's mask [1, h + top + bottom, w + left + right] for
+ * an h × w image. */
+int vkf_op_outpaint_mask(vkf_gpu *gpu, int64_t h, int64_t w, int64_t left, int64_t top,
+                         int64_t right, int64_t bottom, int64_t feathering, vkf_tensor **out);
+/* GrowMask: |expand| grey dilations (expand > 0) or erosions of [B, H, W]
+ * with the 3×3 cross (tapered) or box, edges replicated (scipy 'reflect'). */
+int vkf_op_mask_grow(vkf_gpu *gpu, vkf_tensor *mask, int64_t expand, bool tapered,
+                     vkf_tensor **out);
+/* MaskToImage: [B, H, W] → [B, H, W, 3]. */
+int vkf_op_mask_to_image(vkf_gpu *gpu, vkf_tensor *mask, vkf_tensor **out);
+/* A new [B, H, W, 3] tensor filled with values[0..2] per channel, or a
+ * [B, H, W] one with values[0]. */
+int vkf_op_image_fill(vkf_gpu *gpu, int ndim, const int64_t *shape, const float *values,
+                      vkf_tensor **out);
+/* Separable correlation of [B, H, W(, C)] along W then H with the same
+ * odd-length weights, torch 'reflect' (taps/2 < H, W) or replicate border. */
+int vkf_op_separable_filter(vkf_gpu *gpu, vkf_tensor *x, const float *weights, int taps,
+                            bool replicate, vkf_tensor **out);
+/* ImageBlur / ImageSharpen on [B, H, W, C] (radius < H, W: reflect pad). */
+int vkf_op_image_blur(vkf_gpu *gpu, vkf_tensor *image, int radius, double sigma,
+                      vkf_tensor **out);
+int vkf_op_image_sharpen(vkf_gpu *gpu, vkf_tensor *image, int radius, double sigma,
+                         double alpha, vkf_tensor **out);
+/* PIL's Lanczos (support 3) on float: W pass then H pass (a pass whose size
+ * does not change is skipped, as PIL does), each clamped to [0, 1], of
+ * [B, H, W(, C)] to (ho, wo). */
+int vkf_op_lanczos(vkf_gpu *gpu, vkf_tensor *x, int64_t ho, int64_t wo, vkf_tensor **out);
+/* PIL precompute_coeffs for one axis: with w == NULL returns the row
+ * length ksize only; else fills w[out·ksize], xmin[out], count[out]. */
+int vkf_lanczos_coeffs(int64_t in, int64_t out, double *w, int64_t *xmin, int64_t *count);
+/* kornia canny up to the double threshold on [B, H, W, C >= 3] (H, W >= 3):
+ * grayscale, 5×5 gaussian σ = 1 (reflect), Sobel (replicate), NMS → [B, H, W]
+ * of 0, 0.5 (weak), 1 (strong). */
+int vkf_op_canny_edges(vkf_gpu *gpu, vkf_tensor *image, float low, float high,
+                       vkf_tensor **out);
+/* Host hysteresis of those edges in place (stack: H·W scratch entries):
+ * weak pixels 8-connected to strong ones become 1, the rest 0. */
+void vkf_canny_hysteresis(float *edges, int64_t B, int64_t H, int64_t W, int64_t *stack);
+
 #endif /* VKFLOW_GPU_H */
