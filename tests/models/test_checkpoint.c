@@ -7,7 +7,8 @@
  * message that names what was found.  The loader nodes (CheckpointLoaderSimple,
  * CheckpointLoader, UNETLoader, CLIPLoader, ModelSamplingDiscrete) through
  * the executor: outputs, refusals, and the cache keyed on the file's size
- * and mtime.  Exit 77 without a Vulkan device.
+ * and mtime.  The example graphs (graphs/sd15_*.json) run end to end on a
+ * tiny synthesized SD1.5.  Exit 77 without a Vulkan device.
  */
 #include <ftw.h>
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "../gpu/gpu_test.h"
 #include "graph/internal.h"
@@ -693,6 +695,192 @@ static void test_nodes(void)
     vkf_paths_destroy(&paths);
 }
 
+/* ---- graphs/sd15_*.json on a synthesized checkpoint ----------------------- */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static void png_chunk(FILE *f, const char *type, const uint8_t *data, uint32_t n)
+{
+    uint8_t b[4];
+    put_be32(b, n);
+    fwrite(b, 1, 4, f);
+    fwrite(type, 1, 4, f);
+    if (n)
+        fwrite(data, 1, n, f);
+    uLong crc = crc32(0, (const Bytef *)type, 4);
+    if (n)
+        crc = crc32(crc, data, n);
+    put_be32(b, (uint32_t)crc);
+    fwrite(b, 1, 4, f);
+}
+
+/* A 64x64 RGBA PNG whose centre is transparent (the inpainting mask). */
+static void write_example_png(const char *path)
+{
+    enum { W = 64, H = 64 };
+    static uint8_t raw[H * (1 + 4 * W)];
+    for (int y = 0; y < H; y++) {
+        uint8_t *r = raw + y * (1 + 4 * W);
+        r[0] = 0;
+        for (int x = 0; x < W; x++) {
+            r[1 + 4 * x] = (uint8_t)(4 * x);
+            r[2 + 4 * x] = (uint8_t)(4 * y);
+            r[3 + 4 * x] = 128;
+            r[4 + 4 * x] = (x >= 16 && x < 48 && y >= 16 && y < 48) ? 0 : 255;
+        }
+    }
+    static uint8_t z[sizeof(raw) + 1024];
+    uLongf zn = sizeof(z);
+    CHECK(compress(z, &zn, raw, sizeof(raw)) == Z_OK);
+    uint8_t ihdr[13] = {0};
+    put_be32(ihdr, W);
+    put_be32(ihdr + 4, H);
+    ihdr[8] = 8;
+    ihdr[9] = 6;   /* RGBA */
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fwrite("\x89PNG\r\n\x1a\n", 1, 8, f);
+    png_chunk(f, "IHDR", ihdr, 13);
+    png_chunk(f, "IDAT", z, (uint32_t)zn);
+    png_chunk(f, "IEND", NULL, 0);
+    fclose(f);
+}
+
+/* Width and height of the PNG <dir>/<prefix>_00001_.png, or -1. */
+static void png_size(const char *dir, const char *prefix, int *w, int *h)
+{
+    char p[4600];
+    snprintf(p, sizeof(p), "%s/%s_00001_.png", dir, prefix);
+    uint8_t b[24];
+    FILE *f = fopen(p, "rb");
+    *w = *h = -1;
+    if (f && fread(b, 1, 24, f) == 24 && !memcmp(b + 12, "IHDR", 4)) {
+        *w = (int)((uint32_t)b[16] << 24 | (uint32_t)b[17] << 16 | (uint32_t)b[18] << 8 | b[19]);
+        *h = (int)((uint32_t)b[20] << 24 | (uint32_t)b[21] << 16 | (uint32_t)b[22] << 8 | b[23]);
+    }
+    if (f)
+        fclose(f);
+}
+
+typedef struct graph_case {
+    const char *file, *prefix;
+    const char *sets[12];       /* "ID.INPUT=VALUE" */
+    const char *needs;          /* a node class the graph needs, or NULL */
+    int w, h;
+} graph_case;
+
+/* Every example graph runs end to end (2 sampling steps, small sizes) on a
+ * tiny synthesized SD1.5 checkpoint and saves an image of the right size. */
+static void test_graphs(void)
+{
+    static const graph_case graphs[] = {
+        {"sd15_txt2img.json", "ComfyUI", {"5.width=64", "5.height=64", "3.steps=2"}, NULL, 64, 64},
+        {"sd15_img2img.json", "img2img", {"3.steps=2"}, NULL, 64, 64},
+        {"sd15_inpaint.json", "inpaint", {"3.steps=2"}, NULL, 64, 64},
+        {"sd15_outpaint.json", "outpaint", {"3.steps=2", "12.top=16", "12.right=8", "12.bottom=8",
+                                            "12.feathering=8"}, "ImagePadForOutpaint", 72, 88},
+        {"sd15_hires_fix.json", "hires", {"5.width=64", "5.height=64", "10.width=96",
+                                          "10.height=96", "3.steps=2", "11.steps=2"}, NULL, 96, 96},
+        {"sd15_area_composition.json", "area", {"5.width=128", "5.height=64", "12.width=64",
+                                                "12.height=64", "14.width=64", "14.height=64",
+                                                "14.x=64", "3.steps=2"}, NULL, 128, 64},
+    };
+    const char *src = getenv("VKF_SOURCE_ROOT");
+    if (!src) {
+        fprintf(stderr, "VKF_SOURCE_ROOT unset: skipping the graphs check\n");
+        return;
+    }
+    char models[4300], in_dir[4300], out_dir[4300], p[4600];
+    snprintf(models, sizeof(models), "%s/gmodels", g_dir);
+    snprintf(in_dir, sizeof(in_dir), "%s/input", g_dir);
+    snprintf(out_dir, sizeof(out_dir), "%s/output", g_dir);
+    mkdir(models, 0755);
+    mkdir(in_dir, 0755);
+    mkdir(out_dir, 0755);
+    snprintf(p, sizeof(p), "%s/checkpoints", models);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/checkpoints/sd15_synth.safetensors", models);
+    copy_file(tmp_path("sd15.safetensors"), p);
+    snprintf(p, sizeof(p), "%s/example.png", in_dir);
+    write_example_png(p);
+
+    vkf_paths *paths = NULL;
+    CHECK_OK(vkf_paths_create(&paths, &g_quiet));
+    CHECK_OK(vkf_paths_add_models_root(paths, models));
+    CHECK_OK(vkf_paths_set_input_dir(paths, in_dir));
+    CHECK_OK(vkf_paths_set_output_dir(paths, out_dir));
+    CHECK_OK(vkf_paths_set_temp_dir(paths, tmp_path("temp")));
+    CHECK_OK(vkf_registry_create(&g_reg));
+    const char *v = getenv("VKF_VALIDATION");
+    vkf_gpu_params gp = {.validation = !(v && !strcmp(v, "0"))};
+    vkf_gpu *probe = NULL;
+    if (gp.validation && vkf_gpu_create(&gp, &probe) == VKF_EUNSUPPORTED)
+        gp.validation = false;
+    vkf_gpu_destroy(&probe);
+    vkf_executor_params ep = {.registry = g_reg, .paths = paths, .log = &g_quiet,
+                              .gpu_params = &gp};
+    CHECK_OK(vkf_executor_create(&g_ex, &ep));
+
+    for (size_t i = 0; i < sizeof(graphs) / sizeof(graphs[0]); i++) {
+        const graph_case *gc = &graphs[i];
+        if (gc->needs && !vkf_registry_find(g_reg, gc->needs)) {
+            fprintf(stderr, "%s: no %s node yet: skipped\n", gc->file, gc->needs);
+            continue;
+        }
+        snprintf(p, sizeof(p), "%s/graphs/%s", src, gc->file);
+        vkf_graph *g = NULL;
+        vkf_load_error le = {0};
+        int err = vkf_load_workflow_file(p, g_reg, &g, &le);
+        if (err < 0)
+            fprintf(stderr, "%s: %s\n", gc->file, le.message ? le.message : "?");
+        vkf_load_error_clear(&le);
+        CHECK(err == 0);
+        if (err < 0)
+            continue;
+        for (int k = 0; k < 12 && gc->sets[k]; k++) {
+            char id[16], input[64];
+            const char *dot = strchr(gc->sets[k], '.'), *eq = strchr(gc->sets[k], '=');
+            snprintf(id, sizeof(id), "%.*s", (int)(dot - gc->sets[k]), gc->sets[k]);
+            snprintf(input, sizeof(input), "%.*s", (int)(eq - dot - 1), dot + 1);
+            char *emsg = NULL;
+            CHECK(vkf_graph_set_input(g, id, input, eq + 1, &emsg) == 0);
+            vkf_free(emsg);
+        }
+        vkf_validation val = {0};
+        char *run_error = NULL;
+        err = vkf_executor_run(g_ex, g, &val, &run_error);
+        if (err)
+            fprintf(stderr, "%s: %s %s\n", gc->file, vkf_strerror(err),
+                    run_error ? run_error : val.nb_node_errors ? "(validation)" : "");
+        for (int n = 0; n < val.nb_node_errors; n++)
+            for (int k = 0; k < val.node_errors[n].nb_errors; k++)
+                fprintf(stderr, "  %s: %s\n", val.node_errors[n].errors[k].message,
+                        val.node_errors[n].errors[k].details);
+        CHECK(err == 0);
+        vkf_free(run_error);
+        vkf_validation_clear(&val);
+        vkf_graph_free(&g);
+        int w, h;
+        png_size(out_dir, gc->prefix, &w, &h);
+        if (w != gc->w || h != gc->h)
+            fprintf(stderr, "%s: saved %dx%d, expected %dx%d\n", gc->file, w, h, gc->w, gc->h);
+        CHECK(w == gc->w && h == gc->h);
+    }
+    vkf_gpu *egpu = vkf_executor_gpu(g_ex);
+    CHECK(egpu && vkf_gpu_validation_messages(egpu) == 0);
+    vkf_executor_destroy(&g_ex);
+    vkf_registry_destroy(&g_reg);
+    vkf_paths_destroy(&paths);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -708,6 +896,7 @@ int main(void)
     test_refusals(gpu);
     test_alloc_failures(gpu);
     test_nodes();
+    test_graphs();
     nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
     int rc = gt_finish(&gpu);
     if (!rc)
