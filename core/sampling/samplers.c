@@ -147,6 +147,18 @@ struct vkf_brownian_tree {
     float *w_root, *w, *l, *r, *z, *acc, *wa;
     float **pieces;           /* left-boundary pieces of a query */
     int n_pieces_alloc;
+    /* split results (children's increments) of recently used nodes, as
+     * torchsde's LRU cache keeps them: consecutive steps share a boundary */
+    struct bt_cached {
+        uint64_t key;
+        uint32_t depth;
+        bool valid;
+        uint64_t stamp;
+        double mid;
+        float *lr;            /* 2n: left, right */
+    } *cache;
+    int n_cache;
+    uint64_t clock;
 };
 
 static uint32_t ss_hashmix(uint32_t v, uint32_t *hc)
@@ -223,6 +235,9 @@ static void bt_destroy(bt **tp)
     for (int i = 0; i < t->n_pieces_alloc; i++)
         vkf_free(t->pieces[i]);
     vkf_free(t->pieces);
+    for (int i = 0; i < t->n_cache; i++)
+        vkf_free(t->cache[i].lr);
+    vkf_free(t->cache);
     vkf_free(t->w_root);
     vkf_free(t);
     *tp = NULL;
@@ -253,6 +268,12 @@ static int bt_create(double t0, double t1, uint64_t seed, size_t n, vkf_randn_ke
     t->z = t->r + n;
     t->acc = t->z + n;
     t->wa = t->acc + n;
+    /* up to 64 cached splits, at most 256 MiB of them */
+    size_t per = 2 * (n ? n : 1) * sizeof(float);
+    size_t cap = ((size_t)256 << 20) / per;
+    t->n_cache = cap > 64 ? 64 : (int)cap;
+    if (t->n_cache > 0 && !(t->cache = vkf_calloc((size_t)t->n_cache, sizeof(*t->cache))))
+        t->n_cache = 0;
     uint32_t st[3];
     seed_sequence(t->entropy, t->n_entropy, NULL, 0, 3, st);
     bt_randn(t, st[0], t->z);
@@ -273,6 +294,17 @@ typedef struct bt_node {
  * increments into t->l, t->r; returns the midpoint. */
 static double bt_split(bt *t, const bt_node *nd)
 {
+    size_t n = t->n;
+    t->clock++;
+    for (int c = 0; c < t->n_cache; c++) {
+        struct bt_cached *ce = &t->cache[c];
+        if (ce->valid && ce->key == nd->key && ce->depth == nd->depth) {
+            memcpy(t->l, ce->lr, n * sizeof(float));
+            memcpy(t->r, ce->lr + n, n * sizeof(float));
+            ce->stamp = t->clock;
+            return ce->mid;
+        }
+    }
     double m = round6(0.5 * (nd->e + nd->s));
     uint32_t spawn[3], st[4];
     int ns = 0;
@@ -289,6 +321,29 @@ static double bt_split(bt *t, const bt_node *nd)
         float left = (fld * t->w[i]) * fhr + c * t->z[i];
         t->l[i] = left;
         t->r[i] = t->w[i] - left;
+    }
+    if (t->n_cache > 0) {
+        int victim = 0;
+        for (int c = 0; c < t->n_cache; c++) {
+            if (!t->cache[c].valid) {
+                victim = c;
+                break;
+            }
+            if (t->cache[c].stamp < t->cache[victim].stamp)
+                victim = c;
+        }
+        struct bt_cached *ce = &t->cache[victim];
+        if (!ce->lr)
+            ce->lr = vkf_malloc(2 * n * sizeof(float));
+        if (ce->lr) {
+            memcpy(ce->lr, t->l, n * sizeof(float));
+            memcpy(ce->lr + n, t->r, n * sizeof(float));
+            ce->key = nd->key;
+            ce->depth = nd->depth;
+            ce->mid = m;
+            ce->stamp = t->clock;
+            ce->valid = true;
+        }
     }
     return m;
 }
