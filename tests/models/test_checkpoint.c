@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -881,6 +882,69 @@ static void test_graphs(void)
     vkf_paths_destroy(&paths);
 }
 
+/* `vkflow synth-model`: exit codes, the file it writes loads, its metadata,
+ * the same bytes for the same seed. */
+static void test_synth_cli(vkf_gpu *gpu)
+{
+    const char *build = getenv("VKF_BUILD_ROOT");
+    char exe[4200], cmd[9000];
+    snprintf(exe, sizeof(exe), "%s/vkflow", build ? build : "");
+    if (!build || access(exe, X_OK) != 0) {
+        fprintf(stderr, "no vkflow binary: skipping the synth-model check\n");
+        return;
+    }
+    const char *a = tmp_path("cli_a.safetensors"), *b = tmp_path("cli_b.safetensors");
+    snprintf(cmd, sizeof(cmd), "'%s' synth-model --arch sd2-v --scale tiny --seed 9 -o '%s' >/dev/null",
+             exe, a);
+    CHECK(system(cmd) == 0);
+    snprintf(cmd, sizeof(cmd), "'%s' synth-model --seed 9 -o '%s' --scale tiny --arch sd2-v >/dev/null",
+             exe, b);
+    CHECK(system(cmd) == 0);
+    CHECK(files_equal(a, b));
+    vkf_weights *w = NULL;
+    CHECK(vkf_weights_open(a, &w, &g_quiet) == 0);
+    if (w) {
+        const char *m = vkf_weights_metadata_get(w, "vkflow.synth.arch");
+        CHECK(m && !strcmp(m, "sd2-v"));
+        m = vkf_weights_metadata_get(w, "vkflow.synth.seed");
+        CHECK(m && !strcmp(m, "9"));
+        const vkf_weight_info *t = vkf_weights_at(w, 0);
+        CHECK(t && t->dtype == VKF_WDT_F32);   /* tiny defaults to f32 */
+        vkf_weights_close(&w);
+    }
+    vkf_checkpoint ck;
+    vkf_errbuf e = {{0}};
+    CHECK(vkf_checkpoint_load(gpu, a, VKF_CKPT_ALL, &g_quiet, &ck, &e) == 0);
+    check_model(&cases[2], ck.model);
+    check_clip(&cases[2], ck.clip);
+    vkf_checkpoint_clear(&ck);
+    /* --dtype bf16 */
+    snprintf(cmd, sizeof(cmd), "'%s' synth-model --arch sd15 --scale tiny --seed 1 --dtype bf16 "
+             "-o '%s' >/dev/null", exe, b);
+    CHECK(system(cmd) == 0);
+    CHECK(vkf_weights_open(b, &w, &g_quiet) == 0);
+    if (w) {
+        const vkf_weight_info *t = vkf_weights_find(w, "model.diffusion_model.out.2.weight");
+        CHECK(t && t->dtype == VKF_WDT_BF16);
+        vkf_weights_close(&w);
+    }
+    /* usage errors: exit 2, nothing written; an unwritable path: exit 1 */
+    const char *c = tmp_path("cli_c.safetensors");
+    const char *bad[] = {"--arch sdxl --scale tiny --seed 1", "--arch sd15 --seed 1",
+                         "--arch sd15 --scale big --seed 1", "--arch sd15 --scale tiny --seed -3",
+                         "--arch sd15 --scale tiny", "--arch sd15 --scale tiny --seed 1 --dtype f8"};
+    for (int i = 0; i < 6; i++) {
+        snprintf(cmd, sizeof(cmd), "'%s' synth-model %s -o '%s' 2>/dev/null", exe, bad[i], c);
+        int rc = system(cmd);
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+        CHECK(access(c, F_OK) != 0);
+    }
+    snprintf(cmd, sizeof(cmd), "'%s' synth-model --arch sd15 --scale tiny --seed 1 -o '%s/no/dir/x' "
+             "2>/dev/null", exe, g_dir);
+    int rc = system(cmd);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 1);
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -895,6 +959,7 @@ int main(void)
     test_parts(gpu);
     test_refusals(gpu);
     test_alloc_failures(gpu);
+    test_synth_cli(gpu);
     test_nodes();
     test_graphs();
     nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
