@@ -296,8 +296,8 @@ static double bt_split(bt *t, const bt_node *nd)
 {
     size_t n = t->n;
     t->clock++;
-    for (int c = 0; c < t->n_cache; c++) {
-        struct bt_cached *ce = &t->cache[c];
+    for (int k = 0; k < t->n_cache; k++) {
+        struct bt_cached *ce = &t->cache[k];
         if (ce->valid && ce->key == nd->key && ce->depth == nd->depth) {
             memcpy(t->l, ce->lr, n * sizeof(float));
             memcpy(t->r, ce->lr + n, n * sizeof(float));
@@ -324,13 +324,13 @@ static double bt_split(bt *t, const bt_node *nd)
     }
     if (t->n_cache > 0) {
         int victim = 0;
-        for (int c = 0; c < t->n_cache; c++) {
-            if (!t->cache[c].valid) {
-                victim = c;
+        for (int k = 0; k < t->n_cache; k++) {
+            if (!t->cache[k].valid) {
+                victim = k;
                 break;
             }
-            if (t->cache[c].stamp < t->cache[victim].stamp)
-                victim = c;
+            if (t->cache[k].stamp < t->cache[victim].stamp)
+                victim = k;
         }
         struct bt_cached *ce = &t->cache[victim];
         if (!ce->lr)
