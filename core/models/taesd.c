@@ -195,6 +195,11 @@ static int run_layers(vkf_gpu *gpu, const layer *l, int n, vkf_tensor *in, vkf_t
             STEP(vkf_op_unary(gpu, VKF_UN_SCALE, x, 3.0f, 0, &nx_));
             break;
         }
+        /* Released buffers live until their batch completes: at image
+         * resolution submit after each layer to keep memory to a few
+         * activations. */
+        if (vkf_tensor_numel(x) >= (4 << 20))
+            VKF_TRY(vkf_gpu_flush(gpu));
     }
     *out = x;
     x = NULL;

@@ -354,12 +354,21 @@ static int conv_fwd(vkf_gpu *gpu, const conv *c, vkf_tensor *x, int stride, int 
     return vkf_op_conv2d(gpu, x, c->w, c->b, &p, out);
 }
 
+/* Buffers released while a batch is recorded live until it completes; at
+ * image resolution (tensors of 16 MiB and more) submit and wait after each
+ * step so that memory holds a few activations, not a whole decoder. */
+static int flush_if_big(vkf_gpu *gpu, vkf_tensor *x)
+{
+    return vkf_tensor_numel(x) >= (4 << 20) ? vkf_gpu_flush(gpu) : 0;
+}
+
 static int norm_fwd(vkf_gpu *gpu, const norm *n, vkf_tensor *x, bool silu, vkf_tensor **out)
 {
     int err = 0;
     vkf_tensor *h = NULL;
     VKF_TRY(vkf_op_group_norm(gpu, x, GN_GROUPS, n->w, n->b, GN_EPS, &h));
     if (silu) {
+        VKF_TRY(flush_if_big(gpu, h));
         VKF_TRY(vkf_op_unary(gpu, VKF_UN_SILU, h, 0, 0, out));
         vkf_tensor_unref(&h);
     } else {
@@ -377,12 +386,16 @@ static int res_fwd(vkf_gpu *gpu, const resblock *r, vkf_tensor *x, vkf_tensor **
     int err = 0;
     vkf_tensor *a = NULL, *h = NULL, *s = NULL;
     VKF_TRY(norm_fwd(gpu, &r->n1, x, true, &a));
+    VKF_TRY(flush_if_big(gpu, a));
     VKF_TRY(conv_fwd(gpu, &r->c1, a, 1, 1, &h));
     vkf_tensor_unref(&a);
+    VKF_TRY(flush_if_big(gpu, h));
     VKF_TRY(norm_fwd(gpu, &r->n2, h, true, &a));
     vkf_tensor_unref(&h);
+    VKF_TRY(flush_if_big(gpu, a));
     VKF_TRY(conv_fwd(gpu, &r->c2, a, 1, 1, &h));
     vkf_tensor_unref(&a);
+    VKF_TRY(flush_if_big(gpu, h));
     if (r->nin.w) {
         VKF_TRY(conv_fwd(gpu, &r->nin, x, 1, 0, &s));
         VKF_TRY(vkf_op_binary(gpu, VKF_BIN_ADD, s, h, out));
@@ -497,6 +510,9 @@ fail:
             goto fail;                                                        \
         vkf_tensor_unref(&x);                                                 \
         x = nx_;                                                              \
+        err = flush_if_big(gpu, x);                                           \
+        if (err < 0)                                                          \
+            goto fail;                                                        \
     } while (0)
 
 /* One image [1, 3, H, W] → moments mean [1, z, H/8, W/8]. */
@@ -607,7 +623,8 @@ static int kl_decode(vkf_vae_model *m, vkf_tensor *latent, vkf_tensor **image)
     /* Largest activation: the upsampled level-1 features at full size, or
      * level 0's.  Like ComfyUI's fallback on OOM, decode in tiles when one
      * tensor would not fit. */
-    int64_t big = (int64_t)v->ch * (v->nlev > 1 ? v->mult[1] : v->mult[0]) * s[2] * s[3] * 64;
+    int mx = v->nlev > 1 && v->mult[1] > v->mult[0] ? v->mult[1] : v->mult[0];
+    int64_t big = (int64_t)v->ch * mx * s[2] * s[3] * 64;
     /* (Tiles themselves are at most 128 latent pixels on a side: no
      * recursion below that.) */
     bool can_tile = s[2] > 128 || s[3] > 128;

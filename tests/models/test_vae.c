@@ -9,6 +9,8 @@
  *   - the same weights under diffusers names;
  *   - tiled decode (VAEDecodeTiled tile 64, overlap 16) and tiled encode
  *     (VAEEncodeTiled tile 64, overlap 16) with ComfyUI's three passes;
+ *   - peak device memory of a tiled decode is that of a tile (< half of
+ *     the whole 128x128 decode);
  *   - errors name the missing tensor / wrong shape.
  * Tolerance: |Δ| <= 1e-4 + 1e-4·|ref| (measured: 9e-6) (f32 activations vs float64; the
  * reference's inputs and weights are the same f32/f16 values).
@@ -113,6 +115,35 @@ static void check_case(vkf_gpu *gpu, vkf_vae_model *m, golden *g, const char *in
     vkf_tensor_unref(&o);
 }
 
+/* Device memory of a tiled decode is that of one tile: decode the 16x16
+ * latent whole and in 8-latent-pixel tiles and compare the peaks above the
+ * resident weights. */
+static void test_tiled_memory(vkf_gpu *gpu, vkf_vae_model *m)
+{
+    int64_t ls[4] = {1, 4, 16, 16};
+    gt_seed(11);
+    float *z = gt_random(4 * 16 * 16);
+    vkf_tensor *t = gt_tensor(gpu, VKF_DTYPE_F32, 4, ls, z), *o = NULL;
+    vkf_gpu_mem_stats ms;
+    uint64_t peak[2];
+    for (int tiled = 0; tiled < 2; tiled++) {
+        CHECK_OK(vkf_gpu_flush(gpu));
+        vkf_gpu_mem_stats_get(gpu, &ms);
+        uint64_t base = ms.current;
+        vkf_gpu_mem_reset_peak(gpu);
+        CHECK_OK(tiled ? vkf_vae_decode_tiled(m, t, 64, 16, &o) : m->decode(m, t, &o));
+        CHECK_OK(vkf_gpu_flush(gpu));
+        vkf_gpu_mem_stats_get(gpu, &ms);
+        peak[tiled] = ms.peak - base;
+        vkf_tensor_unref(&o);
+    }
+    printf("decode 128x128 peak activations: whole %.2f MiB, tiles of 64 px %.2f MiB\n",
+           peak[0] / 1048576.0, peak[1] / 1048576.0);
+    CHECK(peak[1] * 2 < peak[0]);
+    vkf_tensor_unref(&t);
+    free(z);
+}
+
 static void open_golden(golden *g, const char *name)
 {
     char p[1200];
@@ -134,6 +165,7 @@ static void test_f32(vkf_gpu *gpu)
     check_case(gpu, m, &g, "enc_image", "enc_latent", 1, "f32 encode");
     check_case(gpu, m, &g, "tdec_latent", "tdec_image", 2, "f32 tiled decode");
     check_case(gpu, m, &g, "tenc_image", "tenc_latent", 3, "f32 tiled encode");
+    test_tiled_memory(gpu, m);
     vkf_vae_model_unref(&m);
 
     /* [C, C] attention projections: same values (the synthesizer's values

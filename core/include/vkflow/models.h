@@ -263,7 +263,14 @@ int vkf_taesd_load(vkf_gpu *gpu, vkf_weights *enc, vkf_weights *dec, float scale
 int vkf_taesd_preview(vkf_vae_model *taesd, vkf_tensor *x0, vkf_tensor **image);
 
 /* Tiled decode/encode (VAEDecodeTiled / VAEEncodeTiled semantics, ComfyUI's
- * blended overlaps); tile sizes in pixels. */
+ * blended overlaps); tile sizes in pixels.  Decode divides tile and overlap
+ * by m->downscale (the node's `tile_size // compression`; the node also
+ * applies VAEDecodeTiled's overlap = tile/4 rule); three passes with tiles
+ * (2t, t/2), (t/2, 2t), (t, t) (encode: (t, t), (t/2, 2t), (2t, t/2)) are
+ * averaged, as comfy/sd.py decode_tiled_/encode_tiled_.  Output as
+ * decode/encode.  VKF_EINVAL when a tile leaves no room for the overlap.
+ * decode/encode themselves fall back to these (ComfyUI's defaults) when one
+ * activation would not fit on the device. */
 int vkf_vae_decode_tiled(vkf_vae_model *m, vkf_tensor *latent, int tile, int overlap,
                          vkf_tensor **image);
 int vkf_vae_encode_tiled(vkf_vae_model *m, vkf_tensor *image, int tile, int overlap,
