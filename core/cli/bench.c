@@ -404,8 +404,11 @@ int vkf_cli_bench(int argc, char **argv)
     char pcache[1100] = "", spvdir[1100] = "";
     const char *filter = NULL;
     int iters = 3;
+    if (argc >= 2 && !strcmp(argv[1], "sd15"))
+        return vkf_cli_bench_sd15(argc, argv);
     if (argc < 2 || strcmp(argv[1], "ops") != 0) {
-        fprintf(stderr, "usage: vkflow bench ops [--device N] [--op NAME] [--iters N]\n");
+        fprintf(stderr, "usage: vkflow bench ops [--device N] [--op NAME] [--iters N]\n"
+                        "       vkflow bench sd15 [--size N] [--steps N] [--dtype f16|f32]\n");
         return 2;
     }
     for (int i = 2; i < argc; i++) {

@@ -9,6 +9,8 @@
 
 int vkf_cli_devices(int argc, char **argv);
 int vkf_cli_bench(int argc, char **argv);
+/* `vkflow bench sd15` (core/cli/bench_sd15.c). */
+int vkf_cli_bench_sd15(int argc, char **argv);
 
 /* Fills params from --device N / --validation in argv and VKF_DEVICE /
  * VKF_VALIDATION in the environment (flags win); cache paths under
