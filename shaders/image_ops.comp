@@ -160,8 +160,10 @@ void main()
                 int dr = p.u2 != 0u ? d3 - jx : d3;
                 int d = min(min(dt, db), min(dl, dr));
                 if (d < f) {
-                    precise float t = float(f - d) / float(f);
-                    precise float t2 = t * t;
+                    /* ((f - d) / f)² as one rounding of exact integers
+                     * (Python squares the double quotient: same float
+                     * up to 1 ulp) */
+                    precise float t2 = float((f - d) * (f - d)) / float(f * f);
                     v = t2;
                 }
             }
