@@ -7,7 +7,13 @@
  * emulation of PIL's 8-bit fixed-point path as ComfyUI runs it) and
  * kornia's Canny.  Awkward sizes, random data.
  */
+#include <cjson/cJSON.h>
+
 #include "gpu_test.h"
+
+/* nodes/image_nodes.c: comfy.utils.common_upscale of an IMAGE. */
+int vkf_image_upscale(vkf_gpu *gpu, vkf_tensor *img, int64_t width, int64_t height,
+                      const char *method, bool crop_center, vkf_tensor **out);
 
 /* Uniform in [0, 1). */
 static float *rand01(int64_t n)
@@ -724,6 +730,157 @@ static void test_canny(vkf_gpu *gpu)
     }
 }
 
+/* ---- PyTorch / PIL / scipy goldens (tests/reference/make_image_goldens.py) ---- */
+
+static float *gramp(int64_t n, int mul, int mod)
+{
+    float *p = malloc(sizeof(float) * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (float)((double)((i * mul) % mod) / 100.0);
+    return p;
+}
+
+static void test_goldens(vkf_gpu *gpu)
+{
+    const char *root = getenv("VKF_SOURCE_ROOT");
+    if (!root) {
+        fprintf(stderr, "VKF_SOURCE_ROOT unset: skipping the goldens\n");
+        return;
+    }
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/reference/golden/image_ops.json", root);
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)len + 1);
+    CHECK(fread(text, 1, (size_t)len, f) == (size_t)len);
+    text[len] = 0;
+    fclose(f);
+    cJSON *doc = cJSON_Parse(text);
+    free(text);
+    CHECK(doc != NULL);
+    int64_t ish[4] = {1, 6, 9, 3}, msh[3] = {2, 7, 8}, ssh[3] = {1, 3, 5};
+    float *hi = gramp(162, 37, 101), *hi2 = gramp(162, 53, 103), *hm = gramp(112, 29, 97),
+          *hs = gramp(15, 41, 150);
+    vkf_tensor *img = gt_tensor(gpu, VKF_DTYPE_F32, 4, ish, hi);
+    vkf_tensor *img2 = gt_tensor(gpu, VKF_DTYPE_F32, 4, ish, hi2);
+    vkf_tensor *mask = gt_tensor(gpu, VKF_DTYPE_F32, 3, msh, hm);
+    vkf_tensor *src = gt_tensor(gpu, VKF_DTYPE_F32, 3, ssh, hs);
+    static const char *const blend_names[] = {"normal", "multiply", "screen", "overlay",
+                                              "soft_light", "difference"};
+    static const char *const mask_ops[] = {"multiply", "add", "subtract", "and", "or", "xor"};
+    double worst_lanczos = 0;
+    int n = 0;
+    cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(doc, "cases")) {
+        const char *op = cJSON_GetObjectItem(c, "op")->valuestring;
+        vkf_tensor *o = NULL;
+        float tol = 1e-6f;
+        char what[96];
+        snprintf(what, sizeof(what), "golden %d (%s)", n++, op);
+        if (!strcmp(op, "scale")) {
+            const char *m = cJSON_GetObjectItem(c, "method")->valuestring;
+            int w = cJSON_GetObjectItem(c, "width")->valueint, h = cJSON_GetObjectItem(c, "height")->valueint;
+            bool crop = !strcmp(cJSON_GetObjectItem(c, "crop")->valuestring, "center");
+            CHECK_OK(vkf_image_upscale(gpu, img, w, h, m, crop, &o));
+            /* lanczos: float PIL filter vs ComfyUI's uint8 round trip */
+            tol = !strcmp(m, "lanczos") ? 3.0f / 255 : 2e-6f;
+            snprintf(what, sizeof(what), "golden %d (scale %s %dx%d %s)", n - 1, m, w, h,
+                     crop ? "center" : "");
+        } else if (!strcmp(op, "blur")) {
+            CHECK_OK(vkf_op_image_blur(gpu, img, cJSON_GetObjectItem(c, "radius")->valueint,
+                                       cJSON_GetObjectItem(c, "sigma")->valuedouble, &o));
+            tol = 2e-6f;
+        } else if (!strcmp(op, "sharpen")) {
+            CHECK_OK(vkf_op_image_sharpen(gpu, img, cJSON_GetObjectItem(c, "radius")->valueint,
+                                          cJSON_GetObjectItem(c, "sigma")->valuedouble,
+                                          cJSON_GetObjectItem(c, "alpha")->valuedouble, &o));
+            tol = 2e-5f;
+        } else if (!strcmp(op, "blend")) {
+            int m = 0;
+            while (strcmp(blend_names[m], cJSON_GetObjectItem(c, "mode")->valuestring))
+                m++;
+            CHECK_OK(vkf_op_image_blend(gpu, img, img2, (vkf_image_blend_mode)m,
+                                        cJSON_GetObjectItem(c, "factor")->valuedouble, &o));
+            tol = 2e-6f;
+        } else if (!strcmp(op, "grow")) {
+            CHECK_OK(vkf_op_mask_grow(gpu, mask, cJSON_GetObjectItem(c, "expand")->valueint,
+                                      cJSON_IsTrue(cJSON_GetObjectItem(c, "tapered")), &o));
+            tol = 0;
+        } else if (!strcmp(op, "feather")) {
+            cJSON *a = cJSON_GetObjectItem(c, "lrtb");
+            CHECK_OK(vkf_op_mask_feather(gpu, mask, cJSON_GetArrayItem(a, 0)->valueint,
+                                         cJSON_GetArrayItem(a, 1)->valueint,
+                                         cJSON_GetArrayItem(a, 2)->valueint,
+                                         cJSON_GetArrayItem(a, 3)->valueint, &o));
+            tol = 1e-7f;
+        } else if (!strcmp(op, "threshold")) {
+            CHECK_OK(vkf_op_mask_threshold(gpu, mask, (float)cJSON_GetObjectItem(c, "value")->valuedouble, &o));
+            tol = 0;
+        } else if (!strcmp(op, "mask_composite")) {
+            int m = 0;
+            while (strcmp(mask_ops[m], cJSON_GetObjectItem(c, "operation")->valuestring))
+                m++;
+            CHECK_OK(vkf_op_mask_composite(gpu, mask, src, cJSON_GetObjectItem(c, "x")->valueint,
+                                           cJSON_GetObjectItem(c, "y")->valueint, (vkf_mask_op)m, &o));
+            tol = 1e-7f;
+        } else if (!strcmp(op, "outpaint")) {
+            cJSON *a = cJSON_GetObjectItem(c, "args");
+            int64_t v[7];
+            for (int k = 0; k < 7; k++)
+                v[k] = cJSON_GetArrayItem(a, k)->valueint;
+            CHECK_OK(vkf_op_outpaint_mask(gpu, v[0], v[1], v[2], v[3], v[4], v[5], v[6], &o));
+            tol = 6e-8f;
+        } else {
+            fprintf(stderr, "unknown golden op %s\n", op);
+            gt_failures++;
+            continue;
+        }
+        cJSON *shape = cJSON_GetObjectItem(c, "shape"), *out = cJSON_GetObjectItem(c, "out");
+        int nd = cJSON_GetArraySize(shape);
+        int64_t want_shape[4] = {0};
+        for (int k = 0; k < nd && k < 4; k++)
+            want_shape[k] = cJSON_GetArrayItem(shape, k)->valueint;
+        /* the outpaint mask is [H, W] in ComfyUI, [1, H, W] here */
+        if (!strcmp(op, "outpaint")) {
+            want_shape[2] = want_shape[1];
+            want_shape[1] = want_shape[0];
+            want_shape[0] = 1;
+            nd = 3;
+        }
+        check_shape(what, o, nd, want_shape);
+        int64_t cnt = cJSON_GetArraySize(out);
+        CHECK(cnt == vkf_tensor_numel(o));
+        float *want = malloc(sizeof(float) * (size_t)cnt), *got = dl(o);
+        int k = 0;
+        cJSON *v;
+        cJSON_ArrayForEach(v, out)
+            want[k++] = (float)v->valuedouble;
+        compare(what, got, want, cnt, tol);
+        if (tol == 3.0f / 255)
+            for (int64_t i = 0; i < cnt; i++)
+                worst_lanczos = fmax(worst_lanczos, fabs((double)got[i] - want[i]));
+        free(want);
+        free(got);
+        vkf_tensor_unref(&o);
+    }
+    CHECK(n >= 40);
+    fprintf(stderr, "goldens: %d cases; lanczos vs PIL uint8: max %.2f/255\n", n, worst_lanczos * 255);
+    cJSON_Delete(doc);
+    vkf_tensor_unref(&img);
+    vkf_tensor_unref(&img2);
+    vkf_tensor_unref(&mask);
+    vkf_tensor_unref(&src);
+    free(hi);
+    free(hi2);
+    free(hm);
+    free(hs);
+}
+
 int main(void)
 {
     static const uint64_t chunks[] = {0, 16384};
@@ -739,6 +896,7 @@ int main(void)
         test_blur_sharpen(gpu);
         test_lanczos(gpu);
         test_canny(gpu);
+        test_goldens(gpu);
         int rc = gt_finish(&gpu);
         if (rc)
             return rc;
