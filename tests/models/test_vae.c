@@ -7,6 +7,7 @@
  *     chunks, so every large activation spans several bindings;
  *   - attention projections stored as [C, C] (linear) give the same result;
  *   - the same weights under diffusers names;
+ *   - bf16 weights: relative RMS error < 2% against the f32 golden;
  *   - tiled decode (VAEDecodeTiled tile 64, overlap 16) and tiled encode
  *     (VAEEncodeTiled tile 64, overlap 16) with ComfyUI's three passes;
  *   - peak device memory of a tiled decode is that of a tile (< half of
@@ -264,6 +265,40 @@ static void test_f16_chunked(void)
     (void)rc;
 }
 
+/* bf16 weights (kept bf16 on the device): the f32 golden with the error
+ * that rounding every weight to 8 mantissa bits brings (loose bound; the
+ * exact-weights paths are checked above). */
+static void test_bf16(vkf_gpu *gpu)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "%s/vae_bf16.safetensors", tmpdir);
+    CHECK_OK(write_ckpt(p, VKF_SYNTH_TINY, VKF_WDT_BF16, false));
+    vkf_vae_model *m = load_model(gpu, p, PREFIX);
+    golden g = {0};
+    open_golden(&g, "kl_tiny_f32.safetensors");
+    int64_t is[4], ws[4];
+    float *x = gold(&g, "dec_latent", is), *y = gold(&g, "dec_image", ws);
+    vkf_tensor *t = gt_tensor(gpu, VKF_DTYPE_F32, 4, is, x), *o = NULL;
+    CHECK_OK(m->decode(m, t, &o));
+    float *got = gt_download(o);
+    float md = maxdiff(got, y, numel4(ws));
+    double se = 0, sy = 0;
+    for (int64_t i = 0; i < numel4(ws); i++) {
+        se += (got[i] - y[i]) * (double)(got[i] - y[i]);
+        sy += y[i] * (double)y[i];
+    }
+    printf("bf16 decode vs f32 golden: max |diff| %.3g, relative RMS %.3g\n", md,
+           sqrt(se / sy));
+    CHECK(sqrt(se / sy) < 0.02 && md < 0.1);
+    free(got);
+    free(x);
+    free(y);
+    vkf_tensor_unref(&t);
+    vkf_tensor_unref(&o);
+    vkf_weights_close(&g.w);
+    vkf_vae_model_unref(&m);
+}
+
 static void test_errors(vkf_gpu *gpu)
 {
     char src[400], dst[400];
@@ -373,6 +408,7 @@ int main(int argc, char **argv)
         vkf_gpu *gpu = gt_gpu_open((vkf_gpu_params){0});
         test_f32(gpu);
         test_diffusers(gpu);
+        test_bf16(gpu);
         test_errors(gpu);
         rc = gt_finish(&gpu);
         test_f16_chunked();
