@@ -104,6 +104,22 @@ static int scale_to(vkf_exec_ctx *ctx, const char *node, vkf_tensor *img, int64_
     return set_image(ctx, out, r);
 }
 
+/* node_helpers.image_alpha_fix for `src` against a destination with dc
+ * channels: extra channels dropped, missing ones (alpha) added as 1.
+ * *out is a new reference (src itself when nothing changes). */
+static int alpha_fix(vkf_gpu *gpu, vkf_tensor *src, int64_t dc, vkf_tensor **out)
+{
+    int64_t sc = vkf_tensor_shape(src)[3];
+    if (dc < sc)
+        return vkf_tensor_slice(src, 3, 0, dc, out);
+    if (dc > sc) {
+        int64_t pads[8] = {0, 0, 0, 0, 0, 0, 0, dc - sc};
+        return vkf_op_pad(gpu, src, pads, 1.0f, out);
+    }
+    *out = vkf_tensor_ref(src);
+    return 0;
+}
+
 /* ---- ImageScale / ImageScaleBy / ImageScaleToTotalPixels --------------------- */
 
 static int image_scale(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
@@ -219,17 +235,22 @@ static int image_batch(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
     vkf_gpu *gpu;
     if (!a || !b)
         return VKF_ERUN;
-    const int64_t *sa = vkf_tensor_shape(a), *sb = vkf_tensor_shape(b);
-    if (sa[3] != sb[3])
-        return vkf_exec_error(ctx, "ImageBatch: image2 has %lld channels, image1 %lld",
-                              (long long)sb[3], (long long)sa[3]);
+    vkf_tensor *pa = NULL, *pb = NULL;
     int err = vkf_exec_gpu(ctx, &gpu);
     if (err < 0)
         return err;
-    if (sa[1] != sb[1] || sa[2] != sb[2])
-        err = vkf_image_upscale(gpu, b, sa[2], sa[1], "bilinear", true, &rs);
-    if (err >= 0)
-        err = vkf_op_concat(gpu, (vkf_tensor *const[]){a, rs ? rs : b}, 2, 0, &r);
+    /* different channel counts: the narrower one gets alpha = 1 */
+    int64_t ca = vkf_tensor_shape(a)[3], cb = vkf_tensor_shape(b)[3];
+    int64_t cmax = ca > cb ? ca : cb;
+    if ((err = alpha_fix(gpu, a, cmax, &pa)) >= 0 && (err = alpha_fix(gpu, b, cmax, &pb)) >= 0) {
+        const int64_t *sa = vkf_tensor_shape(pa), *sb = vkf_tensor_shape(pb);
+        if (sa[1] != sb[1] || sa[2] != sb[2])
+            err = vkf_image_upscale(gpu, pb, sa[2], sa[1], "bilinear", true, &rs);
+        if (err >= 0)
+            err = vkf_op_concat(gpu, (vkf_tensor *const[]){pa, rs ? rs : pb}, 2, 0, &r);
+    }
+    vkf_tensor_unref(&pa);
+    vkf_tensor_unref(&pb);
     vkf_tensor_unref(&rs);
     if (err < 0)
         return op_error(ctx, "ImageBatch", err);
@@ -379,17 +400,9 @@ static int composite_masked(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *o
     int err = vkf_exec_gpu(ctx, &gpu);
     if (err < 0)
         return err;
-    const int64_t *ds = vkf_tensor_shape(dst), *ss = vkf_tensor_shape(src);
-    vkf_tensor *s = src;
-    /* node_helpers.image_alpha_fix */
-    if (ds[3] < ss[3]) {
-        VKF_TRY(vkf_tensor_slice(src, 3, 0, ds[3], &s2));
-        s = s2;
-    } else if (ds[3] > ss[3]) {
-        int64_t pads[8] = {0, 0, 0, 0, 0, 0, 0, ds[3] - ss[3]};
-        VKF_TRY(vkf_op_pad(gpu, src, pads, 1.0f, &s2));
-        s = s2;
-    }
+    const int64_t *ds = vkf_tensor_shape(dst);
+    VKF_TRY(alpha_fix(gpu, src, ds[3], &s2));
+    vkf_tensor *s = s2;
     if (resize) {
         VKF_TRY(vkf_image_upscale(gpu, s, ds[2], ds[1], "bilinear", false, &s3));
         s = s3;
@@ -450,19 +463,19 @@ static int image_blend(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
     if (!blend_modes[mode])
         return vkf_exec_error(ctx, "ImageBlend: unsupported blend_mode '%s'", in[3].u.s);
     const int64_t *sa = vkf_tensor_shape(a), *sb = vkf_tensor_shape(b);
-    if (sa[3] != sb[3])
-        return vkf_exec_error(ctx, "ImageBlend: image2 has %lld channels, image1 %lld",
-                              (long long)sb[3], (long long)sa[3]);
     if (sa[0] != sb[0])
         return vkf_exec_error(ctx, "ImageBlend: image2 has batch %lld, image1 %lld",
                               (long long)sb[0], (long long)sa[0]);
+    vkf_tensor *fb = NULL;
     int err = vkf_exec_gpu(ctx, &gpu);
     if (err < 0)
         return err;
-    if (sa[1] != sb[1] || sa[2] != sb[2])
-        err = vkf_image_upscale(gpu, b, sa[2], sa[1], "bicubic", true, &rs);
+    err = alpha_fix(gpu, b, sa[3], &fb);
+    if (err >= 0 && (sa[1] != sb[1] || sa[2] != sb[2]))
+        err = vkf_image_upscale(gpu, fb, sa[2], sa[1], "bicubic", true, &rs);
     if (err >= 0)
-        err = vkf_op_image_blend(gpu, a, rs ? rs : b, (vkf_image_blend_mode)mode, f, &r);
+        err = vkf_op_image_blend(gpu, a, rs ? rs : fb, (vkf_image_blend_mode)mode, f, &r);
+    vkf_tensor_unref(&fb);
     vkf_tensor_unref(&rs);
     if (err < 0)
         return op_error(ctx, "ImageBlend", err);

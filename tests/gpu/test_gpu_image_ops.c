@@ -684,6 +684,7 @@ static void ref_canny(const float *img, int64_t B, int64_t H, int64_t W, float l
 
 static void test_canny(vkf_gpu *gpu)
 {
+    int64_t total_bad = 0, total = 0;
     static const int64_t cases[][3] = {{1, 23, 31}, {2, 16, 9}, {1, 3, 5}};
     for (size_t k = 0; k < VKF_ARRAY_SIZE(cases); k++) {
         int64_t B = cases[k][0], H = cases[k][1], W = cases[k][2], n = B * H * W;
@@ -718,6 +719,8 @@ static void test_canny(vkf_gpu *gpu)
                         (long long)bad, (long long)n);
                 gt_failures++;
             }
+            total_bad += bad;
+            total += n;
             if (k == 0 && j == 0)
                 CHECK(on > W / 2);   /* the rectangle's edges were found */
             free(got);
@@ -728,6 +731,8 @@ static void test_canny(vkf_gpu *gpu)
         vkf_tensor_unref(&t);
         free(img);
     }
+    fprintf(stderr, "canny: %lld of %lld pixels differ from the C reference\n",
+            (long long)total_bad, (long long)total);
 }
 
 /* ---- PyTorch / PIL / scipy goldens (tests/reference/make_image_goldens.py) ---- */

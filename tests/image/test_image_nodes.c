@@ -372,6 +372,15 @@ static void test_simple_image_nodes(void)
     CHECK(shape_is(&got_img, 4, 3, 5, 6, 3));
     CHECK(got_img.data && !memcmp(got_img.data, src_img[0].data, sizeof(float) * 90));
 
+    /* RGB + RGBA: the RGB one gets alpha 1 */
+    int64_t s4[4] = {1, 5, 6, 4};
+    set_host(&src_img[1], 4, s4, ramp(120, 0.5f));
+    expect_ok("ImageBatch", "\"image1\":[\"10\",0],\"image2\":[\"11\",0]", 0, false);
+    CHECK(shape_is(&got_img, 4, 2, 5, 6, 4));
+    CHECK(got_img.data && got_img.data[3] == 1.0f && got_img.data[2] == src_img[0].data[2] &&
+          got_img.data[120 + 7] == src_img[1].data[7]);
+    set_host(&src_img[1], 4, s1, ramp(480, 1));
+
     expect_ok("EmptyImage", "\"width\":7,\"height\":3,\"batch_size\":2,\"color\":16744448", 0, false);
     CHECK(shape_is(&got_img, 4, 2, 3, 7, 3));
     for (int i = 0; got_img.data && i < 2 * 3 * 7; i++)
