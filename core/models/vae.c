@@ -44,6 +44,7 @@ typedef struct kl_vae {
     vkf_vae_model base;
     int ch, nlev, z, mult[MAX_LEVELS];
     bool has_encoder, has_quant;
+    bool in_fallback;       /* decoding/encoding tiles of a fallback */
     /* encoder */
     conv e_in, e_down[MAX_LEVELS], e_out, quant;
     resblock e_res[MAX_LEVELS][ENC_RES], e_mid1, e_mid2;
@@ -625,14 +626,21 @@ static int kl_decode(vkf_vae_model *m, vkf_tensor *latent, vkf_tensor **image)
      * tensor would not fit. */
     int mx = v->nlev > 1 && v->mult[1] > v->mult[0] ? v->mult[1] : v->mult[0];
     int64_t big = (int64_t)v->ch * mx * s[2] * s[3] * 64;
-    /* (Tiles themselves are at most 128 latent pixels on a side: no
-     * recursion below that.) */
-    bool can_tile = s[2] > 128 || s[3] > 128;
-    if (big > vkf_vae_max_numel(m->gpu) && can_tile)
-        return vkf_vae_decode_tiled(m, latent, 512, 128, image);
+    /* ComfyUI's tiles are at most 128 x 32 latent pixels; while they run,
+     * no second fallback (no recursion on devices with tiny bindings). */
+    if (big > vkf_vae_max_numel(m->gpu) && !v->in_fallback) {
+        v->in_fallback = true;
+        int err = vkf_vae_decode_tiled(m, latent, 512, 128, image);
+        v->in_fallback = false;
+        return err;
+    }
     int err = per_item(m, latent, kl_decode_one, image);
-    if (err == VKF_EDEVICE_OOM && can_tile)
+    if (err == VKF_EDEVICE_OOM && !v->in_fallback) {
+        vkf_tensor_unref(image);
+        v->in_fallback = true;
         err = vkf_vae_decode_tiled(m, latent, 512, 128, image);
+        v->in_fallback = false;
+    }
     return err;
 }
 
@@ -643,12 +651,19 @@ static int kl_encode(vkf_vae_model *m, vkf_tensor *image, vkf_tensor **latent)
         return VKF_EINVAL;
     const int64_t *s = vkf_tensor_shape(image);
     int64_t big = (int64_t)v->ch * v->mult[0] * (s[2] + 1) * (s[3] + 1);
-    bool can_tile = s[2] > 1024 || s[3] > 1024;
-    if (big > vkf_vae_max_numel(m->gpu) && can_tile)
-        return vkf_vae_encode_tiled(m, image, 512, 64, latent);
+    if (big > vkf_vae_max_numel(m->gpu) && !v->in_fallback) {
+        v->in_fallback = true;
+        int err = vkf_vae_encode_tiled(m, image, 512, 64, latent);
+        v->in_fallback = false;
+        return err;
+    }
     int err = per_item(m, image, kl_encode_one, latent);
-    if (err == VKF_EDEVICE_OOM && can_tile)
+    if (err == VKF_EDEVICE_OOM && !v->in_fallback) {
+        vkf_tensor_unref(latent);
+        v->in_fallback = true;
         err = vkf_vae_encode_tiled(m, image, 512, 64, latent);
+        v->in_fallback = false;
+    }
     return err;
 }
 
