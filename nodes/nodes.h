@@ -101,4 +101,12 @@ extern const vkf_node_def vkf_node_FeatherMask;
 extern const vkf_node_def vkf_node_ThresholdMask;
 extern const vkf_node_def vkf_node_MaskComposite;
 extern const vkf_node_def vkf_node_Canny;
+extern const vkf_node_def vkf_node_LoadVideo;
+extern const vkf_node_def vkf_node_GetVideoComponents;
+extern const vkf_node_def vkf_node_CreateVideo;
+extern const vkf_node_def vkf_node_SaveVideo;
+extern const vkf_node_def vkf_node_SaveWEBM;
+extern const vkf_node_def vkf_node_SaveAnimatedWEBP;
+extern const vkf_node_def vkf_node_SaveAnimatedPNG;
+
 #endif
