@@ -5,6 +5,9 @@
  * MaskComposite).  MASK tensors [B, H, W] stay on the GPU.
  */
 #include <errno.h>
+#include <libavcodec/avcodec.h>
+#include <libavutil/pixdesc.h>
+#include <libswscale/swscale.h>
 #include <png.h>
 #include <stdio.h>
 #include <string.h>
@@ -131,6 +134,94 @@ static int png_channel(png_structp png, png_infop info, png_mem *m, int ch, floa
     return 0;
 }
 
+/* JPEG / still WebP through FFmpeg: the file is one packet, converted to
+ * RGBA by swscale (full-range JPEG planes as such); channel ch as float,
+ * alpha inverted (no alpha plane: 255, so 0). */
+static int ff_channel(const uint8_t *data, size_t size, enum AVCodecID id, int ch, float **out,
+                      int *w, int *h, char *msg, size_t msgsize)
+{
+    const AVCodec *codec = avcodec_find_decoder(id);
+    AVCodecContext *c = NULL;
+    AVPacket *pkt = NULL;
+    AVFrame *fr = NULL;
+    struct SwsContext *sws = NULL;
+    uint8_t *rgba = NULL;
+    int err = 0, ret = 0;
+    if (!codec || size > INT32_MAX / 2) {
+        snprintf(msg, msgsize, "no decoder for it");
+        return VKF_EUNSUPPORTED;
+    }
+    c = avcodec_alloc_context3(codec);
+    pkt = av_packet_alloc();
+    fr = av_frame_alloc();
+    if (!c || !pkt || !fr || av_new_packet(pkt, (int)size) < 0) {
+        err = VKF_ENOMEM;
+        goto fail;
+    }
+    memcpy(pkt->data, data, size);
+    c->thread_count = 1;
+    if ((ret = avcodec_open2(c, codec, NULL)) < 0 || (ret = avcodec_send_packet(c, pkt)) < 0 ||
+        (ret = avcodec_send_packet(c, NULL)) < 0 || (ret = avcodec_receive_frame(c, fr)) < 0)
+        goto fail;
+    if (fr->width < 1 || fr->height < 1 || fr->width > (1 << 16) || fr->height > (1 << 16)) {
+        ret = AVERROR_INVALIDDATA;
+        goto fail;
+    }
+    static const enum AVPixelFormat jfmt[][2] = {
+        {AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUV420P}, {AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUV422P},
+        {AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUV444P}, {AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUV440P},
+        {AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUV411P},
+    };
+    enum AVPixelFormat fmt = fr->format;
+    int full = fr->color_range == AVCOL_RANGE_JPEG;
+    for (size_t k = 0; k < VKF_ARRAY_SIZE(jfmt); k++)
+        if (fmt == jfmt[k][0]) {
+            fmt = jfmt[k][1];
+            full = 1;
+        }
+    *w = fr->width;
+    *h = fr->height;
+    sws = sws_getContext(*w, *h, fmt, *w, *h, AV_PIX_FMT_RGBA,
+                         SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INT, NULL, NULL, NULL);
+    if (sws) {
+        const int *coefs = sws_getCoefficients(SWS_CS_DEFAULT);
+        sws_setColorspaceDetails(sws, coefs, full, coefs, 1, 0, 1 << 16, 1 << 16);
+    }
+    size_t npx = (size_t)*w * (size_t)*h;
+    rgba = vkf_malloc(npx * 4);
+    *out = vkf_malloc(sizeof(float) * npx);
+    if (!sws || !rgba || !*out) {
+        err = VKF_ENOMEM;
+        goto fail;
+    }
+    uint8_t *dst[4] = {rgba};
+    int dst_ls[4] = {*w * 4};
+    sws_scale(sws, (const uint8_t *const *)fr->data, fr->linesize, 0, *h, dst, dst_ls);
+    const AVPixFmtDescriptor *desc = av_pix_fmt_desc_get(fr->format);
+    bool alpha = desc && (desc->flags & AV_PIX_FMT_FLAG_ALPHA);
+    for (size_t i = 0; i < npx; i++) {
+        float v = (ch == 3 && !alpha ? 255 : rgba[i * 4 + (size_t)ch]) / 255.0f;
+        (*out)[i] = ch == 3 ? 1.0f - v : v;
+    }
+fail:
+    if (ret < 0) {
+        char e[AV_ERROR_MAX_STRING_SIZE] = {0};
+        av_strerror(ret, e, sizeof(e));
+        snprintf(msg, msgsize, "%s", e);
+        err = VKF_EPARSE;
+    }
+    if (err < 0) {
+        vkf_free(*out);
+        *out = NULL;
+    }
+    vkf_free(rgba);
+    sws_freeContext(sws);
+    av_frame_free(&fr);
+    av_packet_free(&pkt);
+    avcodec_free_context(&c);
+    return err;
+}
+
 static int read_all(const char *path, uint8_t **data, size_t *size)
 {
     FILE *f = fopen(path, "rb");
@@ -197,9 +288,22 @@ static int load_image_mask(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *ou
     vkf_free(path);
     if (err < 0)
         return vkf_exec_error(ctx, "LoadImageMask: cannot read '%s': %s", name, vkf_strerror(err));
+    bool jpeg = size >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff;
+    bool webp = size >= 12 && !memcmp(data, "RIFF", 4) && !memcmp(data + 8, "WEBP", 4);
+    if (jpeg || webp) {
+        char msg[160];
+        err = ff_channel(data, size, jpeg ? AV_CODEC_ID_MJPEG : AV_CODEC_ID_WEBP, ch, &px, &w, &h,
+                         msg, sizeof(msg));
+        vkf_free(data);
+        if (err < 0)
+            return err == VKF_ENOMEM ? err
+                                     : vkf_exec_error(ctx, "LoadImageMask: '%s': corrupt %s: %s",
+                                                      name, jpeg ? "JPEG" : "WebP", msg);
+        goto upload;
+    }
     if (size < 8 || png_sig_cmp(data, 0, 8)) {
         vkf_free(data);
-        return vkf_exec_error(ctx, "LoadImageMask: '%s': only PNG files are supported here", name);
+        return vkf_exec_error(ctx, "LoadImageMask: '%s': not a PNG, JPEG or WebP file", name);
     }
     png_mem m = {.data = data, .size = size};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &m, on_error, on_warning);
@@ -220,6 +324,7 @@ static int load_image_mask(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *ou
                                  : vkf_exec_error(ctx, "LoadImageMask: '%s': corrupt PNG: %s",
                                                   name, m.msg[0] ? m.msg : "decoding failed");
     }
+upload:;
     vkf_gpu *gpu;
     if ((err = vkf_exec_gpu(ctx, &gpu)) < 0) {
         vkf_free(px);

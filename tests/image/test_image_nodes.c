@@ -6,6 +6,7 @@
  * handling) and errors that name the offending input.  Test data comes
  * from two source nodes that upload host arrays.
  */
+#include <libavcodec/avcodec.h>
 #include <png.h>
 #include <sys/stat.h>
 
@@ -595,6 +596,13 @@ static void write_png(const char *name, int w, int h, int color_type, const uint
     fclose(f);
 }
 
+static const char *path_join(const char *dir, const char *name)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+    return buf;
+}
+
 static void test_load_image_mask(void)
 {
     uint8_t rgba[3 * 2 * 4], rgb[3 * 2 * 3];
@@ -617,6 +625,51 @@ static void test_load_image_mask(void)
         CHECK(got_mask.data[i] == 0.0f);
     expect_ok("LoadImageMask", "\"image\":\"m_rgb.png\",\"channel\":\"blue\"", 0, true);
     CHECK(got_mask.data && got_mask.data[5] == rgb[17] / 255.0f);
+    /* JPEG through FFmpeg: a flat grey frame, no alpha */
+    const AVCodec *enc = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
+    if (enc) {
+        AVCodecContext *c = avcodec_alloc_context3(enc);
+        AVFrame *fr = av_frame_alloc();
+        AVPacket *pkt = av_packet_alloc();
+        c->width = 16;
+        c->height = 8;
+        c->pix_fmt = AV_PIX_FMT_YUVJ444P;
+        c->time_base = (AVRational){1, 25};
+        c->global_quality = FF_QP2LAMBDA * 2;
+        c->flags |= AV_CODEC_FLAG_QSCALE;
+        CHECK(avcodec_open2(c, enc, NULL) == 0);
+        fr->width = 16;
+        fr->height = 8;
+        fr->format = AV_PIX_FMT_YUVJ444P;
+        CHECK(av_frame_get_buffer(fr, 0) == 0);
+        for (int p = 0; p < 3; p++)
+            for (int y = 0; y < 8; y++)
+                memset(fr->data[p] + y * fr->linesize[p], p ? 128 : 200, 16);
+        CHECK(avcodec_send_frame(c, fr) == 0 && avcodec_send_frame(c, NULL) == 0);
+        CHECK(avcodec_receive_packet(c, pkt) == 0);
+        char path[512];
+        snprintf(path, sizeof(path), "%s/m.jpg", in_dir);
+        FILE *f = fopen(path, "wb");
+        fwrite(pkt->data, 1, (size_t)pkt->size, f);
+        fclose(f);
+        av_packet_free(&pkt);
+        av_frame_free(&fr);
+        avcodec_free_context(&c);
+        expect_ok("LoadImageMask", "\"image\":\"m.jpg\",\"channel\":\"red\"", 0, true);
+        CHECK(shape_is(&got_mask, 3, 1, 8, 16, 0));
+        for (int i = 0; got_mask.data && i < 128; i++)
+            CHECK(fabsf(got_mask.data[i] - 200 / 255.0f) <= 3 / 255.0f);
+        expect_ok("LoadImageMask", "\"image\":\"m.jpg\",\"channel\":\"alpha\"", 0, true);
+        for (int i = 0; got_mask.data && i < 128; i++)
+            CHECK(got_mask.data[i] == 0.0f);
+    } else {
+        fprintf(stderr, "no MJPEG encoder in FFmpeg: skipping the JPEG check\n");
+    }
+    FILE *bad = fopen(path_join(in_dir, "m.gif"), "wb");
+    fwrite("GIF89a....", 1, 10, bad);
+    fclose(bad);
+    expect_error("LoadImageMask", "\"image\":\"m.gif\",\"channel\":\"red\"", true, "m.gif", NULL);
+
     /* a missing file fails validation, naming it */
     const char *json = "{\"1\":{\"class_type\":\"LoadImageMask\",\"inputs\":{\"image\":\"none.png\","
                        "\"channel\":\"alpha\"}},\"2\":{\"class_type\":\"TestCapture\",\"inputs\":"
