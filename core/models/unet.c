@@ -224,11 +224,23 @@ int vkf_unet_detect(const vkf_weights *w, const char *prefix, vkf_unet_detected 
         put(name, sizeof(name), "%slabel_emb.0.0.weight", l->prefix);
         adm = vkf_weights_find(w, name);
     }
-    if (adm)
+    if (adm && l->diffusers)
         return vkf_errbuf_set(e, VKF_EUNSUPPORTED,
-                              "%s: this UNet has a class/ADM embedding (%lld inputs, SDXL or "
-                              "unCLIP class); only SD1.x and SD2.x UNets are supported",
+                              "%s: diffusers UNets with a class/ADM embedding (%lld inputs, "
+                              "SDXL or unCLIP class) are not supported; use the single file",
                               name, adm->ndim == 2 ? (long long)adm->shape[1] : -1LL);
+    if (adm) {
+        const vkf_weight_info *a2 = ufind(w, l, "label_emb.0.2.weight");
+        if (adm->ndim != 2 || adm->shape[0] != 4 * mc || !a2 || a2->ndim != 2 ||
+            a2->shape[0] != 4 * mc || a2->shape[1] != 4 * mc) {
+            shape_str(adm, sh, sizeof(sh));
+            return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "%s has shape %s (and label_emb.0.2 "
+                                  "%s): expected [%lld, adm] and [%lld, %lld]", name, sh,
+                                  a2 ? "present" : "missing", (long long)(4 * mc),
+                                  (long long)(4 * mc), (long long)(4 * mc));
+        }
+        c->adm_in_channels = (int)adm->shape[1];
+    }
     if (mc < 32 || mc % UNET_GN_GROUPS)
         return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet model_channels %lld (%s) is not a "
                               "multiple of the 32 GroupNorm groups", (long long)mc, name);
@@ -245,7 +257,7 @@ int vkf_unet_detect(const vkf_weights *w, const char *prefix, vkf_unet_detected 
 
     /* Input blocks: ResBlocks (+ SpatialTransformer), a Downsample closes
      * a level. */
-    int level = 0, nres[8] = {0}, depth = -1;
+    int level = 0, nres[8] = {0}, depth = -1, ldepth[8] = {0};
     int n;
     bool ctx_found = false;
     for (n = 1;; n++) {
@@ -284,11 +296,15 @@ int vkf_unet_detect(const vkf_weights *w, const char *prefix, vkf_unet_detected 
         }
         nres[level]++;
         if (pin) {
-            if (depth >= 0 && d != depth)
+            if (nres[level] > 1 && d != ldepth[level])
                 return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet transformer depth %d in "
-                                      "input_blocks.%d but %d before: SD1.x/SD2.x have the "
-                                      "same depth everywhere", d, n, depth);
-            depth = d;
+                                      "input_blocks.%d but %d in the block before it (same "
+                                      "level)", d, n, ldepth[level]);
+            ldepth[level] = d;
+            if (depth >= 0 && d != depth)
+                depth = 0;    /* differs between levels (SDXL) */
+            else
+                depth = d;
             if (!ctx_found) {
                 const vkf_weight_info *k = ufind(w, l, "%s.transformer_blocks.0.attn2.to_k.weight",
                                                  blk);
@@ -315,20 +331,27 @@ int vkf_unet_detect(const vkf_weights *w, const char *prefix, vkf_unet_detected 
     if (l->diffusers && nres[0] != l->nrb)
         return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "diffusers UNet: down_blocks.0 has %d "
                               "resnets but the walk found %d", l->nrb, nres[0]);
-    if (levels != 4 || !c->attn_level[0] || !c->attn_level[1] || !c->attn_level[2] ||
-        c->attn_level[3])
+    bool xl = c->adm_in_channels > 0;
+    if (!xl && (levels != 4 || !c->attn_level[0] || !c->attn_level[1] || !c->attn_level[2] ||
+                c->attn_level[3]))
         return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet has %d levels with attention at "
                               "levels %s%s%s%s; SD1.x/SD2.x have 4 levels with attention at "
-                              "0, 1, 2 (SDXL and other layouts are not supported)", levels,
+                              "0, 1, 2 (other layouts are not supported)", levels,
                               c->attn_level[0] ? "0 " : "", levels > 1 && c->attn_level[1] ? "1 " : "",
                               levels > 2 && c->attn_level[2] ? "2 " : "",
                               levels > 3 && c->attn_level[3] ? "3" : "");
-    if (depth != 1)
-        return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet transformer depth %d; SD1.x/SD2.x "
-                              "have 1", depth);
+    if (xl && (levels < 2 || levels > 4 || depth < 0))
+        return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet with label_emb (SDXL class) has %d "
+                              "levels%s; SDXL has 3 (refiner 4) with attention", levels,
+                              depth < 0 ? " and no attention" : "");
+    if (!xl && depth != 1)
+        return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet transformer depth %s; SD1.x/SD2.x "
+                              "have 1 everywhere", depth == 0 ? "differs between levels" : "> 1");
     c->n_levels = levels;
     c->num_res_blocks = nres[0];
     c->transformer_depth = depth;
+    for (int i = 0; i < levels && i < 4; i++)
+        c->level_depth[i] = c->attn_level[i] ? ldepth[i] : 0;
 
     /* Middle: ResBlock, SpatialTransformer, ResBlock. */
     if (!ufind(w, l, "middle_block.0.out_layers.3.weight") ||
@@ -337,9 +360,21 @@ int vkf_unet_detect(const vkf_weights *w, const char *prefix, vkf_unet_detected 
         return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet middle block is not ResBlock + "
                               "SpatialTransformer + ResBlock (%smiddle_block.* incomplete)",
                               l->prefix);
-    if (transformer_depth(w, l, "middle_block.1") != depth)
+    c->middle_depth = transformer_depth(w, l, "middle_block.1");
+    if (c->middle_depth < 1 || (!xl && c->middle_depth != depth))
         return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet middle transformer depth %d, "
-                              "expected %d", transformer_depth(w, l, "middle_block.1"), depth);
+                              "expected %d", c->middle_depth, xl ? 1 : depth);
+    /* output blocks: the depth of their level (ComfyUI's transformer_depth_output) */
+    for (int lvl = 0, ob = levels * (nres[0] + 1) - 1; lvl < levels; lvl++)
+        for (int j = 0; j <= nres[0]; j++, ob--) {
+            char blk[64];
+            snprintf(blk, sizeof(blk), "output_blocks.%d.1", ob);
+            int want = c->attn_level[lvl] ? c->level_depth[lvl] : 0;
+            int got = ufind(w, l, "%s.proj_in.weight", blk) ? transformer_depth(w, l, blk) : 0;
+            if (got != want)
+                return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet %s has transformer depth %d; "
+                                      "level %d has %d", blk, got, lvl, want);
+        }
 
     int n_out = levels * (c->num_res_blocks + 1);
     if (!ufind(w, l, "output_blocks.%d.0.out_layers.3.weight", n_out - 1) ||
@@ -366,6 +401,28 @@ int vkf_unet_detect(const vkf_weights *w, const char *prefix, vkf_unet_detected 
     /* Family.  The real models differ by context_dim (768 / 1024); the
      * text tower in the same file decides for other sizes, and otherwise
      * (synthesized small models) the projection kind. */
+    if (xl) {
+        /* SDXL class (comfy/supported_models.py SDXL / SDXLRefiner): Linear
+         * projections, 64-wide heads.  The refiner is told by its ADM width
+         * (2560 = 1280 pooled + 5 x 256) or a bigG-only text tower. */
+        if (!c->use_linear_proj)
+            return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet with label_emb (%d inputs) has "
+                                  "1x1 Conv2d proj_in; SDXL uses Linear", c->adm_in_channels);
+        for (int i = 0; i < levels; i++)
+            if (c->attn_level[i] && (mc * c->channel_mult[i]) % 64)
+                return vkf_errbuf_set(e, VKF_EUNSUPPORTED, "UNet attention width %lld at "
+                                      "level %d is not a multiple of the SDXL head width 64",
+                                      (long long)(mc * c->channel_mult[i]), i);
+        bool refiner = c->adm_in_channels == 2560 ||
+                       (vkf_weights_find_prefix(w, "conditioner.embedders.0.model.") >= 0 &&
+                        vkf_weights_find_prefix(w, "conditioner.embedders.1.") < 0);
+        c->num_heads = 0;
+        c->num_head_channels = 64;
+        out->sd2 = false;
+        out->xl = true;
+        snprintf(out->arch, sizeof(out->arch), "%s", refiner ? "SDXL Refiner" : "SDXL");
+        return 0;
+    }
     bool openclip = vkf_weights_find_prefix(w, "cond_stage_model.model.") >= 0 ||
                     vkf_weights_find_prefix(w, "conditioner.embedders.0.model.") >= 0;
     bool clip_l = vkf_weights_find_prefix(w, "cond_stage_model.transformer.") >= 0;
@@ -469,7 +526,8 @@ typedef struct utb {
 typedef struct ust {
     int c, heads;
     ulin norm, pin, pout;
-    utb tb;                   /* depth 1 (checked by detection) */
+    int depth;
+    utb *tb;                  /* depth blocks */
 } ust;
 
 typedef struct ublock {
@@ -483,6 +541,7 @@ typedef struct unet {
     vkf_unet_config cfg;
     int n_in, n_out;
     ulin time1, time2;
+    ulin label1, label2;      /* label_emb.0.0 / .0.2 (adm_in_channels > 0) */
     ulin emb;                 /* fused emb_layers.1: [4mc, Σ cout] + [Σ cout] */
     int64_t emb_cols;
     ublock *in, *out;
@@ -513,9 +572,13 @@ static void ust_free(ust *s)
     ulin_free(&s->norm);
     ulin_free(&s->pin);
     ulin_free(&s->pout);
-    ulin *t = &s->tb.n1;
-    for (int i = 0; i < 13; i++)
-        ulin_free(&t[i]);
+    for (int d = 0; s->tb && d < s->depth; d++) {
+        ulin *t = &s->tb[d].n1;
+        for (int i = 0; i < 13; i++)
+            ulin_free(&t[i]);
+    }
+    vkf_free(s->tb);
+    s->tb = NULL;
 }
 
 static void ublock_free(ublock *b)
@@ -536,6 +599,8 @@ static void unet_destroy(vkf_diffusion_model *dm)
     unet *m = (unet *)dm;
     ulin_free(&m->time1);
     ulin_free(&m->time2);
+    ulin_free(&m->label1);
+    ulin_free(&m->label2);
     ulin_free(&m->emb);
     for (int i = 0; m->in && i < m->n_in; i++)
         ublock_free(&m->in[i]);
@@ -821,11 +886,16 @@ fail:
     return err;
 }
 
-static int ld_st(ld *L, const char *base, const vkf_unet_config *c, int ch, ust *s)
+static int ld_tb(ld *L, const char *base, const vkf_unet_config *c, int ch, int d, utb *t);
+
+static int ld_st(ld *L, const char *base, const vkf_unet_config *c, int ch, int depth, ust *s)
 {
     int err = 0;
     char k[256];
     s->c = ch;
+    s->tb = vkf_calloc((size_t)depth, sizeof(utb));
+    VKF_CHECK_ALLOC(s->tb);
+    s->depth = depth;
     s->heads = c->num_head_channels > 0 ? ch / c->num_head_channels : c->num_heads;
     put(k, sizeof(k), "%s.norm", base);
     VKF_TRY(ld_norm(L, k, ch, &s->norm));
@@ -833,9 +903,18 @@ static int ld_st(ld *L, const char *base, const vkf_unet_config *c, int ch, ust 
     VKF_TRY(ld_linear(L, k, ch, ch, true, &s->pin));
     put(k, sizeof(k), "%s.proj_out", base);
     VKF_TRY(ld_linear(L, k, ch, ch, true, &s->pout));
+    for (int d = 0; d < depth; d++)
+        VKF_TRY(ld_tb(L, base, c, ch, d, &s->tb[d]));
+fail:
+    return err;
+}
+
+static int ld_tb(ld *L, const char *base, const vkf_unet_config *c, int ch, int d, utb *t)
+{
+    int err = 0;
+    char k[256];
     char tb[200];
-    put(tb, sizeof(tb), "%s.transformer_blocks.0", base);
-    utb *t = &s->tb;
+    put(tb, sizeof(tb), "%s.transformer_blocks.%d", base, d);
     static const char *const norms[3] = {"norm1", "norm2", "norm3"};
     ulin *nl[3] = {&t->n1, &t->n2, &t->n3};
     for (int i = 0; i < 3; i++) {
@@ -900,7 +979,7 @@ int vkf_unet_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
     m->base.latent_channels = 4;
     m->base.out_channels = c->out_channels;
     m->base.context_dim = c->context_dim;
-    m->base.adm_in_channels = 0;
+    m->base.adm_in_channels = c->adm_in_channels;
     m->base.prediction = pred;
     m->base.gpu = gpu;
     m->base.destroy = unet_destroy;
@@ -925,6 +1004,10 @@ int vkf_unet_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
 
     VKF_TRY(ld_linear(&L, "time_embed.0", temb, mc, true, &m->time1));
     VKF_TRY(ld_linear(&L, "time_embed.2", temb, temb, true, &m->time2));
+    if (c->adm_in_channels > 0) {
+        VKF_TRY(ld_linear(&L, "label_emb.0.0", temb, c->adm_in_channels, true, &m->label1));
+        VKF_TRY(ld_linear(&L, "label_emb.0.2", temb, temb, true, &m->label2));
+    }
 
     char base[128];
 /* Records a ResBlock's emb_layers for the fused matrix. */
@@ -964,7 +1047,7 @@ int vkf_unet_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
                 b->st = vkf_calloc(1, sizeof(ust));
                 VKF_CHECK_ALLOC(b->st);
                 put(base, sizeof(base), "input_blocks.%d.1", bi);
-                VKF_TRY(ld_st(&L, base, c, ch, b->st));
+                VKF_TRY(ld_st(&L, base, c, ch, c->level_depth[lvl], b->st));
             }
             chans[nch++] = ch;
         }
@@ -977,7 +1060,7 @@ int vkf_unet_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
     }
     VKF_TRY(ld_res(&L, "middle_block.0", ch, ch, &m->mid1));
     ADD_EMB(&m->mid1, "%s", "middle_block.0");
-    VKF_TRY(ld_st(&L, "middle_block.1", c, ch, &m->mid_st));
+    VKF_TRY(ld_st(&L, "middle_block.1", c, ch, c->middle_depth, &m->mid_st));
     VKF_TRY(ld_res(&L, "middle_block.2", ch, ch, &m->mid2));
     ADD_EMB(&m->mid2, "%s", "middle_block.2");
     int oi = 0;
@@ -997,7 +1080,7 @@ int vkf_unet_load(vkf_gpu *gpu, vkf_weights *w, const char *prefix,
                 b->st = vkf_calloc(1, sizeof(ust));
                 VKF_CHECK_ALLOC(b->st);
                 put(base, sizeof(base), "output_blocks.%d.1", oi);
-                VKF_TRY(ld_st(&L, base, c, ch, b->st));
+                VKF_TRY(ld_st(&L, base, c, ch, c->level_depth[lvl], b->st));
                 sub = 2;
             }
             if (lvl > 0 && j == nrb) {
@@ -1146,7 +1229,6 @@ static int st_fwd(vkf_gpu *g, const ust *s, vkf_tensor *x, vkf_tensor *ctx, vkf_
                *p4 = NULL, *pv = NULL;
     const int64_t *xs = vkf_tensor_shape(x);
     int64_t B = xs[0], C = xs[1], H = xs[2], W = xs[3];
-    const utb *t = &s->tb;
     VKF_TRY(vkf_op_group_norm(g, x, UNET_GN_GROUPS, s->norm.w, s->norm.b, UNET_ST_GN_EPS, &a));
     VKF_TRY(vkf_tensor_reshape(a, 3, (int64_t[]){B, C, H * W}, &a3));
     VKF_TRY(vkf_tensor_permute(a3, (const int[]){0, 2, 1}, &at));
@@ -1156,28 +1238,30 @@ static int st_fwd(vkf_gpu *g, const ust *s, vkf_tensor *x, vkf_tensor *ctx, vkf_
     VKF_TRY(lin(g, at, &s->pin, &h));
     vkf_tensor_unref(&at);
 
-    VKF_TRY(vkf_op_layer_norm(g, h, t->n1.w, t->n1.b, UNET_LN_EPS, &n));
-    VKF_TRY(attn_fwd(g, n, n, &t->q1, &t->k1, &t->v1, &t->o1, s->heads, &o));
-    vkf_tensor_unref(&n);
-    VKF_TRY(add_to(g, &h, o));
-    vkf_tensor_unref(&o);
+    for (int d = 0; d < s->depth; d++) {
+        const utb *t = &s->tb[d];
+        VKF_TRY(vkf_op_layer_norm(g, h, t->n1.w, t->n1.b, UNET_LN_EPS, &n));
+        VKF_TRY(attn_fwd(g, n, n, &t->q1, &t->k1, &t->v1, &t->o1, s->heads, &o));
+        vkf_tensor_unref(&n);
+        VKF_TRY(add_to(g, &h, o));
+        vkf_tensor_unref(&o);
 
-    VKF_TRY(vkf_op_layer_norm(g, h, t->n2.w, t->n2.b, UNET_LN_EPS, &n));
-    VKF_TRY(attn_fwd(g, n, ctx, &t->q2, &t->k2, &t->v2, &t->o2, s->heads, &o));
-    vkf_tensor_unref(&n);
-    VKF_TRY(add_to(g, &h, o));
-    vkf_tensor_unref(&o);
+        VKF_TRY(vkf_op_layer_norm(g, h, t->n2.w, t->n2.b, UNET_LN_EPS, &n));
+        VKF_TRY(attn_fwd(g, n, ctx, &t->q2, &t->k2, &t->v2, &t->o2, s->heads, &o));
+        vkf_tensor_unref(&n);
+        VKF_TRY(add_to(g, &h, o));
+        vkf_tensor_unref(&o);
 
-    VKF_TRY(vkf_op_layer_norm(g, h, t->n3.w, t->n3.b, UNET_LN_EPS, &n));
-    VKF_TRY(lin(g, n, &t->ff1, &f));
-    vkf_tensor_unref(&n);
-    VKF_TRY(vkf_op_geglu(g, f, &n));
-    vkf_tensor_unref(&f);
-    VKF_TRY(lin(g, n, &t->ff2, &o));
-    vkf_tensor_unref(&n);
-    VKF_TRY(add_to(g, &h, o));
-    vkf_tensor_unref(&o);
-
+        VKF_TRY(vkf_op_layer_norm(g, h, t->n3.w, t->n3.b, UNET_LN_EPS, &n));
+        VKF_TRY(lin(g, n, &t->ff1, &f));
+        vkf_tensor_unref(&n);
+        VKF_TRY(vkf_op_geglu(g, f, &n));
+        vkf_tensor_unref(&f);
+        VKF_TRY(lin(g, n, &t->ff2, &o));
+        vkf_tensor_unref(&n);
+        VKF_TRY(add_to(g, &h, o));
+        vkf_tensor_unref(&o);
+    }
     VKF_TRY(lin(g, h, &s->pout, &o));
     vkf_tensor_unref(&h);
     VKF_TRY(vkf_tensor_reshape(o, 4, (int64_t[]){B, H, W, C}, &p4));
@@ -1222,7 +1306,7 @@ static int unet_forward(vkf_diffusion_model *dm, const vkf_dm_input *in, vkf_ten
                *h = NULL, *t = NULL, *skip = NULL, *cat = NULL;
     vkf_tensor *hs[64] = {0};
     *out = NULL;
-    if (!in || !in->x || !in->timesteps || !in->context || in->y)
+    if (!in || !in->x || !in->timesteps || !in->context || (!in->y) != (c->adm_in_channels == 0))
         return VKF_EINVAL;
     if (vkf_tensor_ndim(in->x) != 4 || vkf_tensor_ndim(in->context) != 3)
         return VKF_EINVAL;
@@ -1248,6 +1332,26 @@ static int unet_forward(vkf_diffusion_model *dm, const vkf_dm_input *in, vkf_ten
     vkf_tensor_unref(&e1);
     VKF_TRY(lin(g, e2, &m->time2, &e1));
     vkf_tensor_unref(&e2);
+    if (in->y) {
+        /* emb += label_emb(y): Linear → SiLU → Linear */
+        const int64_t *ys = vkf_tensor_shape(in->y);
+        if (vkf_tensor_ndim(in->y) != 2 || ys[0] != B || ys[1] != c->adm_in_channels) {
+            err = VKF_EINVAL;
+            goto fail;
+        }
+        vkf_tensor *l1 = NULL, *l2 = NULL;
+        err = lin(g, in->y, &m->label1, &l1);
+        if (err >= 0)
+            err = vkf_op_unary(g, VKF_UN_SILU, l1, 0, 0, &l2);
+        vkf_tensor_unref(&l1);
+        if (err >= 0)
+            err = lin(g, l2, &m->label2, &l1);
+        vkf_tensor_unref(&l2);
+        if (err >= 0)
+            err = add_to(g, &e1, l1);
+        vkf_tensor_unref(&l1);
+        VKF_TRY(err);
+    }
     VKF_TRY(vkf_op_unary(g, VKF_UN_SILU, e1, 0, 0, &e2));
     VKF_TRY(lin(g, e2, &m->emb, &emb));
     VKF_TRY(vkf_tensor_reshape(emb, 4, (int64_t[]){B, m->emb_cols, 1, 1}, &emb4));

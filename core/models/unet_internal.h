@@ -29,8 +29,9 @@ bool vkf_unet_key(const vkf_unet_layout *l, const char *key, char *out, size_t c
 typedef struct vkf_unet_detected {
     vkf_unet_config cfg;
     vkf_unet_layout layout;
-    char arch[32];            /* "SD1.x", "SD2.x" */
+    char arch[32];            /* "SD1.x", "SD2.x", "SDXL", "SDXL Refiner" */
     bool sd2;
+    bool xl;                  /* label_emb (SDXL class) */
 } vkf_unet_detected;
 
 int vkf_unet_detect(const vkf_weights *w, const char *prefix, vkf_unet_detected *out,

@@ -10,6 +10,12 @@
  *          so every attention width must be a multiple of 64); context 64
  *          (the tiny CLIP width) for both.
  *
+ * SDXL (base): full = model_channels 320, mult 1,2,4, transformer depth
+ * 0/2/10 (middle 10), context 2048, label_emb 2816 → 1280; tiny =
+ * model_channels 64, mult 1,2,2, depth 0/1/2 (middle 2), context 128 (two
+ * 64-wide tiny towers concatenated), adm 64 + 6·256 = 1600 (the tiny
+ * bigG's pooled width plus the six Fourier size embeddings).
+ *
  * Weights are uniform with std 1/sqrt(fan_in) (activations keep their
  * scale), biases std 0.02, norm weights 1 ± 0.1, norm biases std 0.05.
  * SD2 v-prediction is what ComfyUI infers from the population std of
@@ -26,6 +32,28 @@ void vkf_unet_synth_config(vkf_synth_arch arch, vkf_synth_scale scale, vkf_unet_
 {
     bool sd2 = arch == VKF_SYNTH_SD2 || arch == VKF_SYNTH_SD2_V;
     memset(c, 0, sizeof(*c));
+    if (arch == VKF_SYNTH_SDXL) {
+        bool full = scale == VKF_SYNTH_FULL;
+        static const int d_full[3] = {0, 2, 10}, d_tiny[3] = {0, 1, 2};
+        c->in_channels = c->out_channels = 4;
+        c->num_res_blocks = 2;
+        c->n_levels = 3;
+        c->model_channels = full ? 320 : 64;
+        c->channel_mult[0] = 1;
+        c->channel_mult[1] = 2;
+        c->channel_mult[2] = full ? 4 : 2;
+        for (int i = 0; i < 3; i++) {
+            c->level_depth[i] = full ? d_full[i] : d_tiny[i];
+            c->attn_level[i] = c->level_depth[i] > 0;
+        }
+        c->middle_depth = full ? 10 : 2;
+        c->transformer_depth = 0;   /* differs between levels */
+        c->use_linear_proj = true;
+        c->num_head_channels = 64;
+        c->context_dim = full ? 2048 : 128;
+        c->adm_in_channels = full ? 2816 : 64 + 6 * 256;
+        return;
+    }
     c->in_channels = arch == VKF_SYNTH_SD15_INPAINT ? 9 : 4;
     c->out_channels = 4;
     c->num_res_blocks = 2;
@@ -45,6 +73,9 @@ void vkf_unet_synth_config(vkf_synth_arch arch, vkf_synth_scale scale, vkf_unet_
     memcpy(c->channel_mult, sd2 && scale != VKF_SYNTH_FULL ? mult_sd2_tiny : mult, sizeof(mult));
     c->num_heads = sd2 ? 0 : 8;
     c->num_head_channels = sd2 ? 64 : 0;
+    for (int i = 0; i < 4; i++)
+        c->level_depth[i] = c->attn_level[i] ? 1 : 0;
+    c->middle_depth = 1;
 }
 
 typedef struct syn {
@@ -116,7 +147,7 @@ static void s_res(syn *s, const char *base, int64_t ci, int64_t co, int64_t temb
     }
 }
 
-static void s_st(syn *s, const char *base, int64_t c, const vkf_unet_config *cfg,
+static void s_st(syn *s, const char *base, int64_t c, const vkf_unet_config *cfg, int depth,
                  float norm1_bias_std)
 {
     char n[256], tb[200];
@@ -130,33 +161,35 @@ static void s_st(syn *s, const char *base, int64_t c, const vkf_unet_config *cfg
         else
             s_conv(s, n, c, c, 1);
     }
-    snprintf(tb, sizeof(tb), "%s.transformer_blocks.0", base);
-    for (int a = 1; a <= 2; a++) {
-        int64_t kdim = a == 1 ? c : cfg->context_dim;
-        snprintf(n, sizeof(n), "%s.attn%d.to_q", tb, a);
-        s_lin(s, n, c, c, false);
-        snprintf(n, sizeof(n), "%s.attn%d.to_k", tb, a);
-        s_lin(s, n, c, kdim, false);
-        snprintf(n, sizeof(n), "%s.attn%d.to_v", tb, a);
-        s_lin(s, n, c, kdim, false);
-        snprintf(n, sizeof(n), "%s.attn%d.to_out.0", tb, a);
-        s_lin(s, n, c, c, true);
+    for (int d = 0; d < depth; d++) {
+        snprintf(tb, sizeof(tb), "%s.transformer_blocks.%d", base, d);
+        for (int a = 1; a <= 2; a++) {
+            int64_t kdim = a == 1 ? c : cfg->context_dim;
+            snprintf(n, sizeof(n), "%s.attn%d.to_q", tb, a);
+            s_lin(s, n, c, c, false);
+            snprintf(n, sizeof(n), "%s.attn%d.to_k", tb, a);
+            s_lin(s, n, c, kdim, false);
+            snprintf(n, sizeof(n), "%s.attn%d.to_v", tb, a);
+            s_lin(s, n, c, kdim, false);
+            snprintf(n, sizeof(n), "%s.attn%d.to_out.0", tb, a);
+            s_lin(s, n, c, c, true);
+        }
+        for (int i = 1; i <= 3; i++) {
+            snprintf(n, sizeof(n), "%s.norm%d", tb, i);
+            s_norm(s, n, c, i == 1 ? norm1_bias_std : 0.05f);
+        }
+        snprintf(n, sizeof(n), "%s.ff.net.0.proj", tb);
+        s_lin(s, n, 8 * c, c, true);
+        snprintf(n, sizeof(n), "%s.ff.net.2", tb);
+        s_lin(s, n, c, 4 * c, true);
     }
-    for (int i = 1; i <= 3; i++) {
-        snprintf(n, sizeof(n), "%s.norm%d", tb, i);
-        s_norm(s, n, c, i == 1 ? norm1_bias_std : 0.05f);
-    }
-    snprintf(n, sizeof(n), "%s.ff.net.0.proj", tb);
-    s_lin(s, n, 8 * c, c, true);
-    snprintf(n, sizeof(n), "%s.ff.net.2", tb);
-    s_lin(s, n, c, 4 * c, true);
 }
 
 int vkf_synth_unet(vkf_st_writer *w, const char *prefix, vkf_synth_arch arch,
                    vkf_synth_scale scale, vkf_wdtype dtype)
 {
     if (!w || (arch != VKF_SYNTH_SD15 && arch != VKF_SYNTH_SD2 && arch != VKF_SYNTH_SD2_V &&
-               arch != VKF_SYNTH_SD15_INPAINT) ||
+               arch != VKF_SYNTH_SD15_INPAINT && arch != VKF_SYNTH_SDXL) ||
         (scale != VKF_SYNTH_FULL && scale != VKF_SYNTH_TINY) ||
         (dtype != VKF_WDT_F32 && dtype != VKF_WDT_F16 && dtype != VKF_WDT_BF16))
         return VKF_EINVAL;
@@ -170,6 +203,10 @@ int vkf_synth_unet(vkf_st_writer *w, const char *prefix, vkf_synth_arch arch,
 
     s_lin(&s, "time_embed.0", temb, mc, true);
     s_lin(&s, "time_embed.2", temb, temb, true);
+    if (c.adm_in_channels > 0) {
+        s_lin(&s, "label_emb.0.0", temb, c.adm_in_channels, true);
+        s_lin(&s, "label_emb.0.2", temb, temb, true);
+    }
     s_conv(&s, "input_blocks.0.0", mc, c.in_channels, 3);
     int64_t chans[64], ch = mc;
     int nch = 0, bi = 1;
@@ -182,7 +219,7 @@ int vkf_synth_unet(vkf_st_writer *w, const char *prefix, vkf_synth_arch arch,
             ch = co;
             if (c.attn_level[l]) {
                 snprintf(b, sizeof(b), "input_blocks.%d.1", bi);
-                s_st(&s, b, ch, &c, 0.05f);
+                s_st(&s, b, ch, &c, c.level_depth[l], 0.05f);
             }
             chans[nch++] = ch;
         }
@@ -193,7 +230,7 @@ int vkf_synth_unet(vkf_st_writer *w, const char *prefix, vkf_synth_arch arch,
         }
     }
     s_res(&s, "middle_block.0", ch, ch, temb);
-    s_st(&s, "middle_block.1", ch, &c, 0.05f);
+    s_st(&s, "middle_block.1", ch, &c, c.middle_depth, 0.05f);
     s_res(&s, "middle_block.2", ch, ch, temb);
     int oi = 0;
     for (int l = lv - 1; l >= 0; l--) {
@@ -206,7 +243,7 @@ int vkf_synth_unet(vkf_st_writer *w, const char *prefix, vkf_synth_arch arch,
             int sub = 1;
             if (c.attn_level[l]) {
                 snprintf(b, sizeof(b), "output_blocks.%d.1", oi);
-                s_st(&s, b, ch, &c,
+                s_st(&s, b, ch, &c, c.level_depth[l],
                      oi == last_out && arch == VKF_SYNTH_SD2_V ? 0.15f : 0.05f);
                 sub = 2;
             }

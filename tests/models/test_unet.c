@@ -42,6 +42,7 @@ static const struct {
     {"sd2", VKF_SYNTH_SD2},
     {"sd2_v", VKF_SYNTH_SD2_V},
     {"sd15_inpaint", VKF_SYNTH_SD15_INPAINT},
+    {"sdxl", VKF_SYNTH_SDXL},
 };
 
 static int arch_of(const char *name, vkf_synth_arch *out)
@@ -131,6 +132,7 @@ static void run_in_free(run_in *r)
 {
     vkf_tensor_unref(&r->in.x);
     vkf_tensor_unref(&r->in.context);
+    vkf_tensor_unref(&r->in.y);
     vkf_tensor_unref(&r->in.control_mid);
     for (int i = 0; i < 64; i++) {
         vkf_tensor_unref(&r->ctrl_in[i]);
@@ -154,6 +156,10 @@ static void run_in_load(vkf_gpu *gpu, vkf_weights *g, run_in *r)
     p = read_f32(g, "context", shape, &nd);
     r->in.context = upload(gpu, p, nd, shape);
     free(p);
+    if ((p = read_f32(g, "y", shape, &nd))) {
+        r->in.y = upload(gpu, p, nd, shape);
+        free(p);
+    }
     bool any_in = false, any_out = false;
     for (int i = 0; i < 64; i++) {
         char name[64];
@@ -235,7 +241,10 @@ static void test_golden(vkf_gpu *gpu, const char *name)
     CHECK(want_pred && dm->prediction == (!strcmp(want_pred, "v") ? VKF_PREDICTION_V
                                                                    : VKF_PREDICTION_EPS));
     CHECK(dm->in_channels == (arch == VKF_SYNTH_SD15_INPAINT ? 9 : 4));
-    CHECK(dm->out_channels == 4 && dm->context_dim == 64);
+    vkf_unet_config sc;
+    vkf_unet_synth_config(arch, VKF_SYNTH_TINY, &sc);
+    CHECK(dm->out_channels == 4 && dm->context_dim == sc.context_dim &&
+          dm->adm_in_channels == sc.adm_in_channels);
 
     run_in r;
     run_in_load(gpu, g, &r);
@@ -259,6 +268,12 @@ static void test_golden(vkf_gpu *gpu, const char *name)
         const int64_t *cs = vkf_tensor_shape(r.in.context);
         CHECK_OK(vkf_tensor_slice(r.in.x, 0, 0, 1, &r1.in.x));
         CHECK_OK(vkf_tensor_slice(r.in.context, 0, 0, 1, &r1.in.context));
+        if (r.in.y) {
+            vkf_tensor *ys = NULL;
+            CHECK_OK(vkf_tensor_slice(r.in.y, 0, 0, 1, &ys));
+            CHECK_OK(vkf_op_contiguous(gpu, ys, &r1.in.y));
+            vkf_tensor_unref(&ys);
+        }
         (void)cs;
         vkf_tensor *xc = NULL;
         CHECK_OK(vkf_op_contiguous(gpu, r1.in.x, &xc));
@@ -271,6 +286,8 @@ static void test_golden(vkf_gpu *gpu, const char *name)
         free(got1);
         vkf_tensor_unref(&r1.in.x);
         vkf_tensor_unref(&r1.in.context);
+        if (r.in.y)
+            vkf_tensor_unref(&r1.in.y);
     }
 
     /* Wrong inputs are refused. */
@@ -278,6 +295,10 @@ static void test_golden(vkf_gpu *gpu, const char *name)
         vkf_dm_input bad = r.in;
         vkf_tensor *o = NULL;
         bad.context = NULL;
+        CHECK(dm->forward(dm, &bad, &o) == VKF_EINVAL && !o);
+        /* y present exactly when the model has label_emb */
+        bad = r.in;
+        bad.y = r.in.y ? NULL : r.in.x;
         CHECK(dm->forward(dm, &bad, &o) == VKF_EINVAL && !o);
     }
 
@@ -308,8 +329,10 @@ static void test_tiny_configs(void)
         CHECK_OK(vkf_unet_detect(w, PFX, &d, &e));
         CHECK_OK(vkf_unet_detect_prediction(w, &d, &p, &e));
         CHECK(p == (archs[i].arch == VKF_SYNTH_SD2_V ? VKF_PREDICTION_V : VKF_PREDICTION_EPS));
-        CHECK(!strcmp(d.arch, archs[i].arch == VKF_SYNTH_SD2 || archs[i].arch == VKF_SYNTH_SD2_V
+        CHECK(!strcmp(d.arch, archs[i].arch == VKF_SYNTH_SDXL ? "SDXL"
+                              : archs[i].arch == VKF_SYNTH_SD2 || archs[i].arch == VKF_SYNTH_SD2_V
                                   ? "SD2.x" : "SD1.x"));
+        CHECK(d.xl == (archs[i].arch == VKF_SYNTH_SDXL));
         /* no UNet under another prefix */
         CHECK(vkf_unet_infer_config(w, "first_stage_model.", &got, &e) == VKF_EUNSUPPORTED);
         CHECK(strstr(e.msg, "first_stage_model.input_blocks.0.0.weight") != NULL);
@@ -641,6 +664,7 @@ int main(int argc, char **argv)
         test_golden(gpu, "sd15");
         test_golden(gpu, "sd2_v");
         test_golden(gpu, "sd15_inpaint");
+        test_golden(gpu, "sdxl");
         double t2 = now_ms();
         test_refusals_and_diffusers(gpu);
         double t3 = now_ms();

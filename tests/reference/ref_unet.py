@@ -22,7 +22,14 @@ published architecture, not from vkflow's C code:
   SpatialTransformer: GN32(eps 1e-6), proj_in (1x1 conv before flattening
             for SD1, Linear after for SD2), LN/self-attn, LN/cross-attn,
             LN/GEGLU FF, proj_out, + x
-  heads: SD1 8 heads; SD2 64-wide heads.
+  heads: SD1 8 heads; SD2 and SDXL 64-wide heads.
+  SDXL: any number of transformer blocks per SpatialTransformer (the
+            transformer_blocks.N present), emb = time_embed(t) +
+            label_emb(y) with label_emb = Linear SiLU Linear
+            (label_emb.0.0 / .0.2), 3 levels.
+
+    /usr/bin/python3 tests/reference/ref_unet.py BUILD_DIR [CASE ...]
+regenerates only the named cases.
 """
 import json
 import os
@@ -133,7 +140,17 @@ class UNet:
             h = self.lin(h.permute(0, 2, 3, 1).reshape(b, hh * ww, c), p + ".proj_in")
         else:
             h = self.conv(h, p + ".proj_in", pad=0).permute(0, 2, 3, 1).reshape(b, hh * ww, c)
-        t = p + ".transformer_blocks.0"
+        d = 0
+        while self.has(p + ".transformer_blocks.%d.norm1.weight" % d):
+            h = self.block(h, p + ".transformer_blocks.%d" % d, ctx, heads)
+            d += 1
+        if self.W[p + ".proj_out.weight"].dim() == 2:
+            h = self.lin(h, p + ".proj_out").reshape(b, hh, ww, c).permute(0, 3, 1, 2)
+        else:
+            h = self.conv(h.reshape(b, hh, ww, c).permute(0, 3, 1, 2), p + ".proj_out", pad=0)
+        return x + h
+
+    def block(self, h, t, ctx, heads):
         n = self.ln(h, t + ".norm1")
         h = h + self.lin(self.attention(self.lin(n, t + ".attn1.to_q"), self.lin(n, t + ".attn1.to_k"),
                                         self.lin(n, t + ".attn1.to_v"), heads), t + ".attn1.to_out.0")
@@ -142,19 +159,16 @@ class UNet:
                                         self.lin(ctx, t + ".attn2.to_v"), heads), t + ".attn2.to_out.0")
         n = self.ln(h, t + ".norm3")
         a, g = self.lin(n, t + ".ff.net.0.proj").chunk(2, dim=-1)
-        h = h + self.lin(a * F.gelu(g), t + ".ff.net.2")
-        if self.W[p + ".proj_out.weight"].dim() == 2:
-            h = self.lin(h, p + ".proj_out").reshape(b, hh, ww, c).permute(0, 3, 1, 2)
-        else:
-            h = self.conv(h.reshape(b, hh, ww, c).permute(0, 3, 1, 2), p + ".proj_out", pad=0)
-        return x + h
+        return h + self.lin(a * F.gelu(g), t + ".ff.net.2")
 
-    def forward(self, x, t, ctx, ctrl_in=None, ctrl_mid=None, ctrl_out=None):
+    def forward(self, x, t, ctx, ctrl_in=None, ctrl_mid=None, ctrl_out=None, y=None):
         half = self.mc // 2
         freqs = torch.exp(-np.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
         args = t[:, None].float() * freqs[None]
         temb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
         emb = self.lin(F.silu(self.lin(temb, "time_embed.0")), "time_embed.2")
+        if y is not None:
+            emb = emb + self.lin(F.silu(self.lin(y, "label_emb.0.0")), "label_emb.0.2")
         ctx = ctx.expand(x.shape[0], -1, -1)
         hs = []
         h = x
@@ -197,28 +211,39 @@ CASES = [
     ("sd15", "sd15", "f32", 2, 12, 10, 2, True),
     ("sd2_v", "sd2_v", "f16", 2, 9, 9, 1, False),
     ("sd15_inpaint", "sd15_inpaint", "f16", 1, 10, 14, 1, False),
+    ("sdxl", "sdxl", "f16", 2, 8, 10, 1, False),
 ]
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: ref_unet.py BUILD_DIR")
+    if len(sys.argv) < 2:
+        sys.exit("usage: ref_unet.py BUILD_DIR [CASE ...]")
     exe = os.path.join(sys.argv[1], "tests", "models", "test_unet")
     os.makedirs(OUT_DIR, exist_ok=True)
     torch.set_grad_enabled(False)
     for case, arch, dt, b, hh, ww, cb, controls in CASES:
+        if len(sys.argv) > 2 and case not in sys.argv[2:]:
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             ck = os.path.join(tmp, "unet.safetensors")
             subprocess.run([exe, "--write", arch, ck, dt], check=True)
             sd = read_safetensors(ck)
         sd2 = arch.startswith("sd2")
-        net = UNet(sd, sd2)
+        xl = arch == "sdxl"
+        net = UNet(sd, sd2 or xl)
         cin = net.W["input_blocks.0.0.weight"].shape[1]
         rng = np.random.default_rng(1234)
         x = rng.standard_normal((b, cin, hh, ww)).astype(np.float32)
         ts = np.array([981.25, 37.0][:b], dtype=np.float32)
-        ctx = rng.standard_normal((cb, 77, 64)).astype(np.float32)
+        cdim = net.W["middle_block.1.transformer_blocks.0.attn2.to_k.weight"].shape[1]
+        ctx = rng.standard_normal((cb, 77, cdim)).astype(np.float32)
         tensors = {"x": x, "timesteps": ts, "context": ctx}
+        y = None
+        if xl:
+            adm = net.W["label_emb.0.0.weight"].shape[1]
+            ya = rng.standard_normal((b, adm)).astype(np.float32)
+            tensors["y"] = ya
+            y = torch.from_numpy(ya)
         ctrl_in, ctrl_mid, ctrl_out = {}, None, {}
         if controls:
             # shapes of the skip stack from a plain run
@@ -245,7 +270,7 @@ def main():
                 tensors["control_out.%d" % i] = a
                 ctrl_out[i] = torch.from_numpy(a)
         out = net.forward(torch.from_numpy(x), torch.from_numpy(ts), torch.from_numpy(ctx),
-                          ctrl_in, ctrl_mid, ctrl_out)
+                          ctrl_in, ctrl_mid, ctrl_out, y)
         tensors["out"] = out.numpy()
         # ComfyUI's SD20.model_type rule, restated
         pred = "eps"
@@ -253,7 +278,7 @@ def main():
             nb = sd[PFX + "output_blocks.11.1.transformer_blocks.0.norm1.bias"]
             if torch.std(nb, unbiased=False) > 0.09:
                 pred = "v"
-        meta = {"arch": arch, "dtype": dt, "model_arch": "SD2.x" if sd2 else "SD1.x",
+        meta = {"arch": arch, "dtype": dt, "model_arch": "SDXL" if xl else "SD2.x" if sd2 else "SD1.x",
                 "prediction": pred, "torch": torch.__version__}
         path = os.path.join(OUT_DIR, case + ".safetensors")
         write_safetensors(path, tensors, meta)

@@ -212,7 +212,10 @@ typedef struct vkf_unet_config {
     int context_dim;
     int transformer_depth;
     bool use_linear_proj;     /* SD2: proj_in/out are Linear */
-    int adm_in_channels;
+    int adm_in_channels;      /* > 0: label_emb.0.{0,2} adds y to the time embedding */
+    int level_depth[4];       /* transformer blocks per SpatialTransformer at each level
+                                 (0 where attn_level is false); SDXL: 0, 2, 10 */
+    int middle_depth;         /* middle_block.1 depth (SD1/SD2: 1, SDXL: 10) */
 } vkf_unet_config;
 
 /*
@@ -414,6 +417,7 @@ typedef enum vkf_synth_arch {
     VKF_SYNTH_SD2,
     VKF_SYNTH_SD2_V,
     VKF_SYNTH_SD15_INPAINT,
+    VKF_SYNTH_SDXL,           /* SDXL base: CLIP-L + OpenCLIP bigG, label_emb */
 } vkf_synth_arch;
 
 typedef enum vkf_synth_scale {
