@@ -74,10 +74,6 @@ static int run(vkf_gpu *gpu, uint32_t mode, int ond, const int64_t *oshape, vkf_
         .groups = {vkf_div_up((uint64_t)n, 64), 1, 1},
     };
     uint32_t extra[1] = {mode};
-    if (d.groups[0] > 65535) {
-        d.groups[1] = vkf_div_up(d.groups[0], 65535);
-        d.groups[0] = 65535;
-    }
     VKF_TRY(vkf_op_pipeline(gpu, &vkf_shader_image_ops, slots, 4, extra, 1, sizeof(*pc), &d.pipe));
     VKF_TRY(vkf_gpu_dispatch(gpu, &d));
     *out = o;
