@@ -510,7 +510,9 @@ static char *load_video_validate(const vkf_paths *paths, const vkf_value *in)
 }
 
 static const vkf_input_def load_video_inputs[] = {
-    {.name = "file", .type = VKF_T_COMBO, .model_folder = "input"},
+    /* The frontend saves LoadVideo as [file, "image"]: the upload widget's
+     * value follows the file, as for LoadImage. */
+    {.name = "file", .type = VKF_T_COMBO, .flags = VKF_IN_IMAGE_UPLOAD, .model_folder = "input"},
     {.name = "frame_load_cap", .type = VKF_T_INT, .flags = VKF_IN_OPTIONAL, .idef = 0, .imin = 0,
      .imax = INT64_C(1) << 40, .tooltip = "At most this many frames (0 = all)."},
     {.name = "skip_first_frames", .type = VKF_T_INT, .flags = VKF_IN_OPTIONAL, .idef = 0,

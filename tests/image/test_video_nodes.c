@@ -266,6 +266,35 @@ static void test_load_select(void)
     free(f);
 }
 
+/* A UI-format workflow as the frontend saves it: LoadVideo's widgets are
+ * [file, "image"] (the upload button's value), the optional selection
+ * inputs take their defaults. */
+static void test_ui_format(void)
+{
+    const char *ui =
+        "{\"last_node_id\":2,\"last_link_id\":1,\"nodes\":["
+        "{\"id\":1,\"type\":\"LoadVideo\",\"inputs\":[],\"outputs\":[{\"name\":\"VIDEO\","
+        "\"type\":\"VIDEO\",\"links\":[1]}],\"widgets_values\":[\"friday.mp4\",\"image\"]},"
+        "{\"id\":2,\"type\":\"SaveVideo\",\"inputs\":[{\"name\":\"video\",\"type\":\"VIDEO\","
+        "\"link\":1}],\"outputs\":[],\"widgets_values\":[\"video/ui\",\"auto\",\"auto\"]}],"
+        "\"links\":[[1,1,0,2,0,\"VIDEO\"]],\"version\":0.4}";
+    vkf_graph *g = NULL;
+    vkf_load_error le = {0};
+    CHECK(vkf_load_workflow_json(ui, strlen(ui), reg, &g, &le) == 0);
+    if (!g) {
+        fprintf(stderr, "ui: %s\n", le.message ? le.message : "?");
+        vkf_load_error_clear(&le);
+        return;
+    }
+    char *api = NULL;
+    CHECK(vkf_graph_to_json(g, &api, false) == 0);
+    CHECK(api && strstr(api, "\"file\":\"friday.mp4\""));
+    CHECK(api && !strstr(api, "\"image\""));
+    CHECK(api && strstr(api, "\"filename_prefix\":\"video/ui\""));
+    vkf_free(api);
+    vkf_graph_free(&g);
+}
+
 static void test_errors(void)
 {
     /* a truncated WebM: LoadVideo probes fine, decoding names the cut */
@@ -562,6 +591,7 @@ int main(void)
     CHECK_OK(vkf_executor_create(&ex, &p));
 
     test_load_select();
+    test_ui_format();
     test_errors();
     test_save_video();
     test_save_webm();
