@@ -164,8 +164,8 @@ static int image_scale_total(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *
     double mp = vkf_value_number(&in[2]);
     int64_t steps = in[3].u.i;
     const int64_t *sh = vkf_tensor_shape(img);
-    int64_t total = (int64_t)(mp * 1024 * 1024);
-    double scale_by = sqrt((double)total / (double)(sh[2] * sh[1]));
+    double total = mp * 1024 * 1024;   /* not truncated (nodes_post_processing) */
+    double scale_by = sqrt(total / (double)(sh[2] * sh[1]));
     int64_t w = (int64_t)nearbyint((double)sh[2] * scale_by / (double)steps) * steps;
     int64_t h = (int64_t)nearbyint((double)sh[1] * scale_by / (double)steps) * steps;
     if (w < 1 || h < 1)
