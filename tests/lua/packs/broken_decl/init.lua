@@ -1,0 +1,4 @@
+vkf.node {
+  name = "NoExecute",
+  outputs = {"INT"},
+}

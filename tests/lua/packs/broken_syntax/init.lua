@@ -1,0 +1,6 @@
+vkf.node {
+  name = "NeverRegistered",
+  outputs = {"INT"},
+  execute = function() return 1 end,
+}
+local x = = 2
