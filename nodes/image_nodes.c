@@ -293,6 +293,7 @@ const vkf_node_def vkf_node_ImageBatch = {
     .name = "ImageBatch", .display_name = "Batch Images", .category = "image",
     .python_module = "nodes", .inputs = batch_inputs, .nb_inputs = 2,
     .outputs = image_out, .nb_outputs = 1, .execute = image_batch,
+    .flags = VKF_NODE_DEPRECATED,   /* DEPRECATED = True in current nodes.py */
 };
 const vkf_node_def vkf_node_EmptyImage = {
     .name = "EmptyImage", .display_name = "EmptyImage", .category = "image",
