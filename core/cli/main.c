@@ -20,7 +20,7 @@
 
 #include "cli/cli.h"
 #include "graph/internal.h"
-#include "lua/vkf_lua.h"
+#include "vkflow/preview.h"
 #include "vkflow/vkflow.h"
 
 enum {
@@ -49,9 +49,8 @@ typedef struct cli_config {
     bool quiet;
     bool profile;              /* --profile: GPU time per op kind */
     const char *out_file;      /* convert -o */
-    const char **nodes;        /* --nodes DIR: Lua node packs (repeatable) */
-    int nb_nodes;
-    const char *nodes_path;    /* VKF_NODES_PATH */
+    const char *preview_dir;   /* --preview DIR: live preview PNGs */
+    const char *preview_method;/* --preview-method */
 } cli_config;
 
 static void usage(FILE *f)
@@ -70,7 +69,9 @@ static void usage(FILE *f)
           "      --device N             Vulkan device index (also VKF_DEVICE)\n"
           "      --quiet                no progress display\n"
           "      --profile              GPU time per op kind after each workflow\n"
-          "      --nodes DIR            Lua node packs in DIR (repeatable; also VKF_NODES_PATH)\n"
+          "      --preview DIR          write live sampler previews (PNG) into DIR\n"
+          "      --preview-method M     none|auto|latent2rgb|taesd (default: auto with\n"
+          "                             --preview, else none)\n"
           "  validate FILE [--json]     check a workflow without running it\n"
           "  convert FILE [-o OUT]      UI workflow / PNG / WebP -> API-format JSON\n"
           "  nodes [--json]             list nodes (--json: ComfyUI /object_info)\n"
@@ -100,8 +101,9 @@ static int push(const char ***arr, int *n, const char *v)
 /* Parses options after the command name; positional args collected. */
 static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos, int *npos)
 {
+    enum { O_PREVIEW = 512, O_PREVIEW_METHOD };
     enum { O_SET = 256, O_MODELS, O_EXTRA, O_INPUT, O_OUTPUT, O_TEMP, O_EVENTS, O_DEVICE,
-           O_JSON, O_QUIET, O_PROFILE, O_NODES };
+           O_JSON, O_QUIET, O_PROFILE };
     static const struct option opts[] = {
         {"set", required_argument, NULL, O_SET},
         {"models", required_argument, NULL, O_MODELS},
@@ -114,7 +116,8 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, O_QUIET},
         {"profile", no_argument, NULL, O_PROFILE},
-        {"nodes", required_argument, NULL, O_NODES},
+        {"preview", required_argument, NULL, O_PREVIEW},
+        {"preview-method", required_argument, NULL, O_PREVIEW_METHOD},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -150,8 +153,9 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
         case O_JSON: cfg->json = true; break;
         case O_QUIET: cfg->quiet = true; break;
         case O_PROFILE: cfg->profile = true; break;
-        case O_NODES: push(&cfg->nodes, &cfg->nb_nodes, optarg); break;
         case 'o': cfg->out_file = optarg; break;
+        case O_PREVIEW: cfg->preview_dir = optarg; break;
+        case O_PREVIEW_METHOD: cfg->preview_method = optarg; break;
         case 'h': usage(stdout); exit(EXIT_OK);
         default:
             fprintf(stderr, "vkflow: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -182,11 +186,6 @@ static int make_paths(const cli_config *cfg, vkf_paths **out)
 extern const vkf_node_def *const vkf_cli_test_nodes[];
 #endif
 
-/* Lua node packs: the host outlives the registry it fills and goes before
- * the executor's device (core/lua/vkf_lua.h). */
-static vkf_lua_host *g_lua;
-static const cli_config *g_cfg;
-
 static int create_registry(vkf_registry **reg)
 {
     int err = vkf_registry_create(reg);
@@ -194,10 +193,6 @@ static int create_registry(vkf_registry **reg)
     for (int i = 0; err >= 0 && vkf_cli_test_nodes[i]; i++)
         err = vkf_registry_add(*reg, vkf_cli_test_nodes[i]);
 #endif
-    if (err >= 0 && !g_lua)
-        err = vkf_lua_host_create(&(vkf_lua_params){.log = &g_log}, &g_lua);
-    if (err >= 0)
-        err = vkf_lua_load_all(g_lua, g_cfg->nodes, g_cfg->nb_nodes, g_cfg->nodes_path, *reg);
     return err;
 }
 
@@ -259,7 +254,26 @@ typedef struct progress {
     double t0;           /* start of the current progress run */
     int64_t last_value;
     bool line_open;
+    const char *preview_dir;
 } progress;
+
+/* A preview PNG into DIR as <prompt_id>_<node>_<step>.png, atomically;
+ * the path (vkf_malloc'ed) or NULL. */
+static char *write_preview(const char *dir, const vkf_event *ev)
+{
+    char *path = vkf_asprintf("%s/%s_%s_%03lld.png", dir, ev->prompt_id ? ev->prompt_id : "run",
+                              ev->node_id ? ev->node_id : "node", (long long)ev->value);
+    vkf_atomic_file *f = NULL;
+    if (!path || vkf_atomic_file_open(&f, path) < 0 ||
+        vkf_atomic_file_write(f, ev->blob, ev->blob_size) < 0 || vkf_atomic_file_commit(&f) < 0) {
+        if (f)
+            vkf_atomic_file_abort(&f);
+        fprintf(stderr, "vkflow: cannot write preview %s\n", path ? path : dir);
+        vkf_free(path);
+        return NULL;
+    }
+    return path;
+}
 
 static double now_s(void)
 {
@@ -279,6 +293,23 @@ static void close_line(progress *pr)
 static void on_event(void *priv, const vkf_event *ev)
 {
     progress *pr = priv;
+    if (ev->blob) {
+        /* previews: files under --preview DIR, listed in --events */
+        char *path = pr->preview_dir ? write_preview(pr->preview_dir, ev) : NULL;
+        if (pr->jsonl && path) {
+            cJSON *d = cJSON_Parse(ev->data_json);
+            char *js = NULL;
+            if (d && cJSON_AddStringToObject(d, "file", path))
+                js = cJSON_PrintUnformatted(d);
+            if (js)
+                printf("{\"type\":\"%s\",\"data\":%s}\n", ev->type, js);
+            fflush(stdout);
+            cJSON_free(js);
+            cJSON_Delete(d);
+        }
+        vkf_free(path);
+        return;
+    }
     if (pr->jsonl) {
         printf("{\"type\":\"%s\",\"data\":%s}\n", ev->type, ev->data_json);
         fflush(stdout);
@@ -429,7 +460,18 @@ static int cmd_run(const cli_config *cfg, const char **files, int nfiles)
         fprintf(stderr, "vkflow run: no workflow file given\n");
         return EXIT_USAGE;
     }
-    progress pr = {.tty = isatty(2), .jsonl = cfg->events != NULL, .quiet = cfg->quiet};
+    progress pr = {.tty = isatty(2), .jsonl = cfg->events != NULL, .quiet = cfg->quiet,
+                   .preview_dir = cfg->preview_dir};
+    vkf_preview_method pm = cfg->preview_dir ? VKF_PREVIEW_AUTO : VKF_PREVIEW_NONE;
+    if (cfg->preview_method && vkf_preview_method_from_name(cfg->preview_method, &pm) < 0) {
+        fprintf(stderr, "vkflow: --preview-method: expected none, auto, latent2rgb or taesd\n");
+        return EXIT_USAGE;
+    }
+    if (cfg->preview_dir && mkdir(cfg->preview_dir, 0777) < 0 && errno != EEXIST) {
+        fprintf(stderr, "vkflow: --preview %s: %s\n", cfg->preview_dir, strerror(errno));
+        return EXIT_USAGE;
+    }
+    vkf_preview_install(pm);
     if (create_registry(&reg) < 0 || make_paths(cfg, &paths) < 0) {
         rc = EXIT_RUN;
         goto done;
@@ -511,7 +553,7 @@ done:
         for (int f = 0; f < nfiles; f++)
             vkf_graph_free(&graphs[f]);
     vkf_free(graphs);
-    vkf_lua_host_destroy(&g_lua);
+    vkf_preview_shutdown();
     vkf_executor_destroy(&ex);
     vkf_free(pipeline_cache);
     vkf_free(spirv_cache);
@@ -713,8 +755,6 @@ int main(int argc, char **argv)
     const char *env_dev = getenv("VKF_DEVICE");
     if (env_dev && *env_dev)
         cfg.device = atoi(env_dev);
-    cfg.nodes_path = getenv("VKF_NODES_PATH");
-    g_cfg = &cfg;
     const char **pos = NULL;
     int npos = 0, rc;
     if (parse_opts(argc - 1, argv + 1, &cfg, &pos, &npos) < 0) {
@@ -731,8 +771,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "vkflow: unknown command '%s' (see vkflow --help)\n", cmd);
         rc = EXIT_USAGE;
     }
-    vkf_lua_host_destroy(&g_lua);
-    free(cfg.nodes);
     free(pos);
     free(cfg.sets);
     free(cfg.models);

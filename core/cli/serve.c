@@ -10,8 +10,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "lua/vkf_lua.h"
 #include "server/server.h"
+#include "vkflow/preview.h"
 #include "vkflow/vkflow.h"
 
 enum { SERVE_OK = 0, SERVE_ERROR = 1, SERVE_USAGE = 2 };
@@ -24,8 +24,7 @@ typedef struct serve_config {
     const char *input_dir, *output_dir, *temp_dir;
     vkf_server_params sp;
     bool verbose;
-    const char **nodes;        /* --nodes DIR: Lua node packs */
-    int nb_nodes;
+    const char *preview_method;   /* --preview-method (default auto) */
 } serve_config;
 
 static void serve_usage(FILE *f)
@@ -34,7 +33,6 @@ static void serve_usage(FILE *f)
           "  --listen ADDR              address to listen on (default 127.0.0.1)\n"
           "  --port N                   port (default 8188)\n"
           "  --models DIR               a ComfyUI models folder (repeatable)\n"
-          "  --nodes DIR                Lua node packs in DIR (repeatable; also VKF_NODES_PATH)\n"
           "  --extra-model-paths F      a ComfyUI extra_model_paths.yaml (repeatable)\n"
           "  --input DIR                input folder (default ./input)\n"
           "  --output DIR               output folder (default ./output)\n"
@@ -43,7 +41,8 @@ static void serve_usage(FILE *f)
           "  --enable-cors-header ORIGIN  send Access-Control-* headers for ORIGIN\n"
           "  --max-upload-mb N          largest request body / upload (default 100)\n"
           "  --max-history N            history entries kept (default 10000)\n"
-          "  --verbose                  log every request-level event\n",
+          "  --verbose                  log every request-level event\n"
+          "  --preview-method M         live previews: none|auto|latent2rgb|taesd (default auto)\n",
           f);
 }
 
@@ -69,13 +68,14 @@ static bool parse_int(const char *s, long min, long max, long *out)
 
 static int parse_serve_opts(int argc, char **argv, serve_config *cfg)
 {
+    enum { O_PREVIEW_METHOD = 512 };
     enum { O_LISTEN = 256, O_PORT, O_MODELS, O_EXTRA, O_INPUT, O_OUTPUT, O_TEMP, O_TOKEN,
-           O_CORS, O_MAX_UPLOAD, O_MAX_HISTORY, O_VERBOSE, O_NODES };
+           O_CORS, O_MAX_UPLOAD, O_MAX_HISTORY, O_VERBOSE };
     static const struct option opts[] = {
+        {"preview-method", required_argument, NULL, O_PREVIEW_METHOD},
         {"listen", required_argument, NULL, O_LISTEN},
         {"port", required_argument, NULL, O_PORT},
         {"models", required_argument, NULL, O_MODELS},
-        {"nodes", required_argument, NULL, O_NODES},
         {"extra-model-paths", required_argument, NULL, O_EXTRA},
         {"input", required_argument, NULL, O_INPUT},
         {"output", required_argument, NULL, O_OUTPUT},
@@ -103,7 +103,6 @@ static int parse_serve_opts(int argc, char **argv, serve_config *cfg)
             cfg->sp.port = (int)v;
             break;
         case O_MODELS: push_arg(&cfg->models, &cfg->nb_models, optarg); break;
-        case O_NODES: push_arg(&cfg->nodes, &cfg->nb_nodes, optarg); break;
         case O_EXTRA: push_arg(&cfg->extra_yaml, &cfg->nb_extra_yaml, optarg); break;
         case O_INPUT: cfg->input_dir = optarg; break;
         case O_OUTPUT: cfg->output_dir = optarg; break;
@@ -133,6 +132,7 @@ static int parse_serve_opts(int argc, char **argv, serve_config *cfg)
             cfg->sp.max_history = (int)v;
             break;
         case O_VERBOSE: cfg->verbose = true; break;
+        case O_PREVIEW_METHOD: cfg->preview_method = optarg; break;
         case 'h': serve_usage(stdout); exit(SERVE_OK);
         default:
             fprintf(stderr, "vkflow serve: unknown or incomplete option '%s'\n", argv[optind - 1]);
@@ -175,7 +175,6 @@ int vkf_cli_serve(int argc, char **argv)
     vkf_registry *reg = NULL;
     vkf_paths *paths = NULL;
     vkf_server *srv = NULL;
-    vkf_lua_host *lua = NULL;
     int rc = SERVE_OK;
     if (parse_serve_opts(argc, argv, &cfg) < 0) {
         rc = SERVE_USAGE;
@@ -187,10 +186,6 @@ int vkf_cli_serve(int argc, char **argv)
     for (int i = 0; err >= 0 && vkf_cli_test_nodes[i]; i++)
         err = vkf_registry_add(reg, vkf_cli_test_nodes[i]);
 #endif
-    if (err >= 0)
-        err = vkf_lua_host_create(&(vkf_lua_params){.log = &log}, &lua);
-    if (err >= 0)
-        err = vkf_lua_load_all(lua, cfg.nodes, cfg.nb_nodes, getenv("VKF_NODES_PATH"), reg);
     if (err >= 0)
         err = serve_paths(&cfg, &log, &paths);
     cfg.sp.registry = reg;
@@ -213,6 +208,11 @@ int vkf_cli_serve(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    vkf_preview_method pm = VKF_PREVIEW_AUTO;
+    if (cfg.preview_method && vkf_preview_method_from_name(cfg.preview_method, &pm) < 0)
+        vkf_logf(&log, VKF_LOG_WARN, "--preview-method %s: unknown; using auto",
+                 cfg.preview_method);
+    vkf_preview_install(pm);
     err = vkf_server_run(srv);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
@@ -223,13 +223,11 @@ int vkf_cli_serve(int argc, char **argv)
     } else {
         vkf_logf(&log, VKF_LOG_INFO, "shutting down");
     }
-    vkf_lua_host_destroy(&lua);
     vkf_server_destroy(&srv);
+    vkf_preview_shutdown();
 done:
-    vkf_lua_host_destroy(&lua);
     vkf_paths_destroy(&paths);
     vkf_registry_destroy(&reg);
-    free(cfg.nodes);
     free(cfg.models);
     free(cfg.extra_yaml);
     return rc;

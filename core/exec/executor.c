@@ -17,6 +17,7 @@
 #include "exec/internal.h"
 #include "graph/internal.h"
 #include "vkflow/executor.h"
+#include "vkflow/preview.h"
 
 typedef struct sig128 {
     uint64_t a, b;
@@ -218,6 +219,27 @@ int vkf_exec_progress(vkf_exec_ctx *ctx, int64_t value, int64_t max)
     return vkf_exec_interrupted(ctx) ? VKF_EINTERRUPTED : 0;
 }
 
+void vkf_exec_preview(vkf_exec_ctx *ctx, const uint8_t *png, size_t size, int step,
+                      int total)
+{
+    vkf_executor *ex = ctx->ex;
+    if (!ex->p.on_event || !png || !size)
+        return;
+    cJSON *d = data_with_prompt(ctx->prompt_id);
+    char *json = NULL;
+    if (d && cJSON_AddStringToObject(d, "node", ctx->pn->gn->id) &&
+        cJSON_AddNumberToObject(d, "value", step + 1) && cJSON_AddNumberToObject(d, "max", total))
+        json = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (!json)
+        return;   /* previews are best effort */
+    vkf_event ev = {.type = "preview", .data_json = json, .prompt_id = ctx->prompt_id,
+                    .node_id = ctx->pn->gn->id, .class_type = ctx->pn->def->name,
+                    .value = step + 1, .max = total, .blob = png, .blob_size = size};
+    ex->p.on_event(ex->p.event_priv, &ev);
+    vkf_free(json);
+}
+
 static cJSON *ui_list(vkf_exec_ctx *ctx, const char *key)
 {
     if (!ctx->ui && !(ctx->ui = cJSON_CreateObject()))
@@ -305,6 +327,9 @@ void vkf_executor_destroy(vkf_executor **pex)
         return;
     /* Cached tensors go before the device they live on. */
     vkf_executor_clear_cache(ex);
+    /* the preview decoder lives on this device */
+    if (ex->gpu)
+        vkf_preview_release(ex->gpu);
     vkf_gpu_destroy(&ex->gpu);
     vkf_free(ex->cache);
     vkf_free(ex);

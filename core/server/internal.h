@@ -14,6 +14,8 @@
 /* Where the app's websocket messages go: called from any thread.  sid NULL
  * = every socket.  text is a complete {"type", "data"} message. */
 typedef void (*vkf_app_send_fn)(void *priv, const char *sid, const char *text);
+/* Binary messages (ComfyUI's BinaryEventTypes frames: previews). */
+typedef void (*vkf_app_send_bin_fn)(void *priv, const char *sid, const void *data, size_t len);
 
 /* ---- queue.c: the prompt queue, history and the executor thread -------- */
 
@@ -34,6 +36,7 @@ struct vkf_app {
     vkf_server_params p;
     vkf_executor *ex;
     vkf_app_send_fn send;
+    vkf_app_send_bin_fn send_bin;
     void *send_priv;
 
     pthread_mutex_t lock;    /* everything below */
@@ -60,6 +63,8 @@ struct vkf_app {
 
 /* Sets the message sink (before the worker starts). */
 void vkf_app_set_sink(vkf_app *app, vkf_app_send_fn send, void *priv);
+/* Sets the binary sink (same priv as the text sink). */
+void vkf_app_set_bin_sink(vkf_app *app, vkf_app_send_bin_fn send_bin);
 /* Takes ownership of item; the queue orders it. */
 int vkf_queue_put(vkf_app *app, vkf_queue_item *item);
 void vkf_queue_item_free(vkf_queue_item **item);

@@ -17,6 +17,25 @@ void vkf_app_set_sink(vkf_app *app, vkf_app_send_fn send, void *priv)
     app->send_priv = priv;
 }
 
+void vkf_app_set_bin_sink(vkf_app *app, vkf_app_send_bin_fn send_bin)
+{
+    app->send_bin = send_bin;
+}
+
+/* A live preview: ComfyUI's PREVIEW_IMAGE frame (PNG) to the prompt's
+ * client, or to every socket when the prompt has none. */
+static void send_preview(vkf_app *app, const vkf_event *ev)
+{
+    const vkf_queue_item *it = app->running;
+    unsigned char *frame = NULL;
+    size_t len = 0;
+    if (!app->send_bin ||
+        vkf_ws_frame_preview(VKF_WS_IMAGE_PNG, ev->blob, ev->blob_size, &frame, &len) < 0)
+        return;
+    app->send_bin(app->send_priv, it ? it->client_id : NULL, frame, len);
+    vkf_free(frame);
+}
+
 void vkf_app_send(vkf_app *app, const char *sid, const char *type, cJSON *data)
 {
     cJSON *msg = cJSON_CreateObject();
@@ -492,6 +511,10 @@ static void progress_finish_running(vkf_app *app, const char *prompt_id)
 static void on_event(void *priv, const vkf_event *ev)
 {
     vkf_app *app = priv;
+    if (ev->blob) {
+        send_preview(app, ev);
+        return;
+    }
     if (is_status_message(ev->type))
         record_message(app, ev->type, ev->data_json);
     if (!strcmp(ev->type, "executed") && ev->node_id)

@@ -203,14 +203,14 @@ static void unlist_client(vkf_server *srv, ws_client *c)
     c->next = NULL;
 }
 
-/* The app's sink: any thread. */
-static void outbox_send(void *priv, const char *sid, const char *text)
+/* The app's sinks: any thread. */
+static void outbox_push(vkf_server *srv, const char *sid, const void *data, size_t len,
+                        bool binary)
 {
-    vkf_server *srv = priv;
     outbox_entry *e = vkf_calloc(1, sizeof(*e));
     if (!e)
         return;
-    e->m = msg_new(text, strlen(text), false);
+    e->m = msg_new(data, len, binary);
     e->sid = sid ? vkf_strdup(sid) : NULL;
     if (!e->m || (sid && !e->sid)) {
         msg_unref(e->m);
@@ -227,6 +227,16 @@ static void outbox_send(void *priv, const char *sid, const char *text)
     pthread_mutex_unlock(&srv->out_lock);
     if (srv->ctx)
         lws_cancel_service(srv->ctx);
+}
+
+static void outbox_send(void *priv, const char *sid, const char *text)
+{
+    outbox_push(priv, sid, text, strlen(text), false);
+}
+
+static void outbox_send_bin(void *priv, const char *sid, const void *data, size_t len)
+{
+    outbox_push(priv, sid, data, len, true);
 }
 
 static void outbox_drain(vkf_server *srv, bool deliver)
@@ -946,6 +956,7 @@ int vkf_server_create(vkf_server **out, const vkf_server_params *params)
     srv->out_lock_ready = true;
     VKF_TRY(vkf_app_create(&srv->app, &srv->p, false));
     vkf_app_set_sink(srv->app, outbox_send, srv);
+    vkf_app_set_bin_sink(srv->app, outbox_send_bin);
     *out = srv;
     return 0;
 fail:

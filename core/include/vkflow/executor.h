@@ -18,7 +18,8 @@ typedef struct vkf_executor vkf_executor;
 /*
  * One event, named and shaped as ComfyUI's websocket messages:
  * execution_start, execution_cached, executing, progress, executed,
- * execution_success, execution_error, execution_interrupted.
+ * execution_success, execution_error, execution_interrupted; and
+ * "preview" (binary, see blob).
  * data_json is the message's "data" object.  The convenience fields are
  * filled where they apply (else NULL / 0).
  */
@@ -28,7 +29,11 @@ typedef struct vkf_event {
     const char *prompt_id;
     const char *node_id;
     const char *class_type;
-    int64_t value, max;          /* progress */
+    int64_t value, max;          /* progress; preview: step + 1, steps */
+    /* "preview": a PNG of the sampler's current estimate (ComfyUI sends it
+     * as the binary PREVIEW_IMAGE message); NULL for other events. */
+    const uint8_t *blob;
+    size_t blob_size;
 } vkf_event;
 
 typedef void (*vkf_event_cb)(void *priv, const vkf_event *ev);

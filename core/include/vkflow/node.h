@@ -148,6 +148,10 @@ int vkf_exec_error(vkf_exec_ctx *ctx, const char *fmt, ...)
 /* Report progress (a sampler step, a tile).  Returns VKF_EINTERRUPTED if
  * the user asked to stop: the node must clean up and return it. */
 int vkf_exec_progress(vkf_exec_ctx *ctx, int64_t value, int64_t max);
+/* A live preview image (PNG bytes, copied by the receiver if kept) of
+ * sampler step `step` of `total`: sent as a "preview" event. */
+void vkf_exec_preview(vkf_exec_ctx *ctx, const uint8_t *png, size_t size, int step,
+                      int total);
 /* Non-zero if an interrupt is pending (checked at step boundaries). */
 bool vkf_exec_interrupted(const vkf_exec_ctx *ctx);
 /* Output-node UI results: appends to the list under key (e.g. "text",
