@@ -20,6 +20,7 @@
 
 #include "cli/cli.h"
 #include "graph/internal.h"
+#include "lua/vkf_lua.h"
 #include "vkflow/preview.h"
 #include "vkflow/vkflow.h"
 
@@ -51,6 +52,9 @@ typedef struct cli_config {
     const char *out_file;      /* convert -o */
     const char *preview_dir;   /* --preview DIR: live preview PNGs */
     const char *preview_method;/* --preview-method */
+    const char **nodes;        /* --nodes DIR: Lua node packs (repeatable) */
+    int nb_nodes;
+    const char *nodes_path;    /* VKF_NODES_PATH */
 } cli_config;
 
 static void usage(FILE *f)
@@ -72,6 +76,7 @@ static void usage(FILE *f)
           "      --preview DIR          write live sampler previews (PNG) into DIR\n"
           "      --preview-method M     none|auto|latent2rgb|taesd (default: auto with\n"
           "                             --preview, else none)\n"
+          "      --nodes DIR            Lua node packs in DIR (repeatable; also VKF_NODES_PATH)\n"
           "  validate FILE [--json]     check a workflow without running it\n"
           "  convert FILE [-o OUT]      UI workflow / PNG / WebP -> API-format JSON\n"
           "  nodes [--json]             list nodes (--json: ComfyUI /object_info)\n"
@@ -103,7 +108,7 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
 {
     enum { O_PREVIEW = 512, O_PREVIEW_METHOD };
     enum { O_SET = 256, O_MODELS, O_EXTRA, O_INPUT, O_OUTPUT, O_TEMP, O_EVENTS, O_DEVICE,
-           O_JSON, O_QUIET, O_PROFILE };
+           O_JSON, O_QUIET, O_PROFILE, O_NODES };
     static const struct option opts[] = {
         {"set", required_argument, NULL, O_SET},
         {"models", required_argument, NULL, O_MODELS},
@@ -116,6 +121,7 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, O_QUIET},
         {"profile", no_argument, NULL, O_PROFILE},
+        {"nodes", required_argument, NULL, O_NODES},
         {"preview", required_argument, NULL, O_PREVIEW},
         {"preview-method", required_argument, NULL, O_PREVIEW_METHOD},
         {"help", no_argument, NULL, 'h'},
@@ -153,6 +159,7 @@ static int parse_opts(int argc, char **argv, cli_config *cfg, const char ***pos,
         case O_JSON: cfg->json = true; break;
         case O_QUIET: cfg->quiet = true; break;
         case O_PROFILE: cfg->profile = true; break;
+        case O_NODES: push(&cfg->nodes, &cfg->nb_nodes, optarg); break;
         case 'o': cfg->out_file = optarg; break;
         case O_PREVIEW: cfg->preview_dir = optarg; break;
         case O_PREVIEW_METHOD: cfg->preview_method = optarg; break;
@@ -186,6 +193,11 @@ static int make_paths(const cli_config *cfg, vkf_paths **out)
 extern const vkf_node_def *const vkf_cli_test_nodes[];
 #endif
 
+/* Lua node packs: the host outlives the registry it fills and goes before
+ * the executor's device (core/lua/vkf_lua.h). */
+static vkf_lua_host *g_lua;
+static const cli_config *g_cfg;
+
 static int create_registry(vkf_registry **reg)
 {
     int err = vkf_registry_create(reg);
@@ -193,6 +205,10 @@ static int create_registry(vkf_registry **reg)
     for (int i = 0; err >= 0 && vkf_cli_test_nodes[i]; i++)
         err = vkf_registry_add(*reg, vkf_cli_test_nodes[i]);
 #endif
+    if (err >= 0 && !g_lua)
+        err = vkf_lua_host_create(&(vkf_lua_params){.log = &g_log}, &g_lua);
+    if (err >= 0)
+        err = vkf_lua_load_all(g_lua, g_cfg->nodes, g_cfg->nb_nodes, g_cfg->nodes_path, *reg);
     return err;
 }
 
@@ -554,6 +570,7 @@ done:
             vkf_graph_free(&graphs[f]);
     vkf_free(graphs);
     vkf_preview_shutdown();
+    vkf_lua_host_destroy(&g_lua);
     vkf_executor_destroy(&ex);
     vkf_free(pipeline_cache);
     vkf_free(spirv_cache);
@@ -755,6 +772,8 @@ int main(int argc, char **argv)
     const char *env_dev = getenv("VKF_DEVICE");
     if (env_dev && *env_dev)
         cfg.device = atoi(env_dev);
+    cfg.nodes_path = getenv("VKF_NODES_PATH");
+    g_cfg = &cfg;
     const char **pos = NULL;
     int npos = 0, rc;
     if (parse_opts(argc - 1, argv + 1, &cfg, &pos, &npos) < 0) {
@@ -771,6 +790,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "vkflow: unknown command '%s' (see vkflow --help)\n", cmd);
         rc = EXIT_USAGE;
     }
+    vkf_lua_host_destroy(&g_lua);
+    free(cfg.nodes);
     free(pos);
     free(cfg.sets);
     free(cfg.models);

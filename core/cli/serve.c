@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "lua/vkf_lua.h"
 #include "server/server.h"
 #include "vkflow/preview.h"
 #include "vkflow/vkflow.h"
@@ -25,6 +26,8 @@ typedef struct serve_config {
     vkf_server_params sp;
     bool verbose;
     const char *preview_method;   /* --preview-method (default auto) */
+    const char **nodes;        /* --nodes DIR: Lua node packs */
+    int nb_nodes;
 } serve_config;
 
 static void serve_usage(FILE *f)
@@ -33,6 +36,7 @@ static void serve_usage(FILE *f)
           "  --listen ADDR              address to listen on (default 127.0.0.1)\n"
           "  --port N                   port (default 8188)\n"
           "  --models DIR               a ComfyUI models folder (repeatable)\n"
+          "  --nodes DIR                Lua node packs in DIR (repeatable; also VKF_NODES_PATH)\n"
           "  --extra-model-paths F      a ComfyUI extra_model_paths.yaml (repeatable)\n"
           "  --input DIR                input folder (default ./input)\n"
           "  --output DIR               output folder (default ./output)\n"
@@ -70,12 +74,13 @@ static int parse_serve_opts(int argc, char **argv, serve_config *cfg)
 {
     enum { O_PREVIEW_METHOD = 512 };
     enum { O_LISTEN = 256, O_PORT, O_MODELS, O_EXTRA, O_INPUT, O_OUTPUT, O_TEMP, O_TOKEN,
-           O_CORS, O_MAX_UPLOAD, O_MAX_HISTORY, O_VERBOSE };
+           O_CORS, O_MAX_UPLOAD, O_MAX_HISTORY, O_VERBOSE, O_NODES };
     static const struct option opts[] = {
         {"preview-method", required_argument, NULL, O_PREVIEW_METHOD},
         {"listen", required_argument, NULL, O_LISTEN},
         {"port", required_argument, NULL, O_PORT},
         {"models", required_argument, NULL, O_MODELS},
+        {"nodes", required_argument, NULL, O_NODES},
         {"extra-model-paths", required_argument, NULL, O_EXTRA},
         {"input", required_argument, NULL, O_INPUT},
         {"output", required_argument, NULL, O_OUTPUT},
@@ -103,6 +108,7 @@ static int parse_serve_opts(int argc, char **argv, serve_config *cfg)
             cfg->sp.port = (int)v;
             break;
         case O_MODELS: push_arg(&cfg->models, &cfg->nb_models, optarg); break;
+        case O_NODES: push_arg(&cfg->nodes, &cfg->nb_nodes, optarg); break;
         case O_EXTRA: push_arg(&cfg->extra_yaml, &cfg->nb_extra_yaml, optarg); break;
         case O_INPUT: cfg->input_dir = optarg; break;
         case O_OUTPUT: cfg->output_dir = optarg; break;
@@ -175,6 +181,7 @@ int vkf_cli_serve(int argc, char **argv)
     vkf_registry *reg = NULL;
     vkf_paths *paths = NULL;
     vkf_server *srv = NULL;
+    vkf_lua_host *lua = NULL;
     int rc = SERVE_OK;
     if (parse_serve_opts(argc, argv, &cfg) < 0) {
         rc = SERVE_USAGE;
@@ -186,6 +193,10 @@ int vkf_cli_serve(int argc, char **argv)
     for (int i = 0; err >= 0 && vkf_cli_test_nodes[i]; i++)
         err = vkf_registry_add(reg, vkf_cli_test_nodes[i]);
 #endif
+    if (err >= 0)
+        err = vkf_lua_host_create(&(vkf_lua_params){.log = &log}, &lua);
+    if (err >= 0)
+        err = vkf_lua_load_all(lua, cfg.nodes, cfg.nb_nodes, getenv("VKF_NODES_PATH"), reg);
     if (err >= 0)
         err = serve_paths(&cfg, &log, &paths);
     cfg.sp.registry = reg;
@@ -223,11 +234,14 @@ int vkf_cli_serve(int argc, char **argv)
     } else {
         vkf_logf(&log, VKF_LOG_INFO, "shutting down");
     }
+    vkf_lua_host_destroy(&lua);
     vkf_server_destroy(&srv);
     vkf_preview_shutdown();
 done:
+    vkf_lua_host_destroy(&lua);
     vkf_paths_destroy(&paths);
     vkf_registry_destroy(&reg);
+    free(cfg.nodes);
     free(cfg.models);
     free(cfg.extra_yaml);
     return rc;
