@@ -84,11 +84,11 @@ static vkf_tensor *opt_tensor(lua_State *L, int idx)
 }
 
 /* Pushes the result of an op or raises its error. */
-static int result(lua_State *L, int err, vkf_tensor *out, const char *what)
+static int result(lua_State *L, int err, vkf_tensor **out, const char *what)
 {
     if (err < 0)
         return vkf_lua_fail(L, err, what);
-    vkf_lua_push_tensor(L, out);
+    vkf_lua_push_tensor(L, *out);
     return 1;
 }
 
@@ -212,7 +212,7 @@ static int fill(lua_State *L, float v, vkf_dtype dt)
     vkf_tensor_unref(&z);
     vkf_tensor_unref(&t);
     (void)n;
-    return result(L, err, o, "fill");
+    return result(L, err, &o, "fill");
 }
 
 static int l_zeros(lua_State *L)
@@ -244,7 +244,7 @@ static int l_randn(lua_State *L)
     err = vkf_tensor_upload(t, buf);
     if (err < 0)
         vkf_tensor_unref(&t);
-    return result(L, err, t, "randn");
+    return result(L, err, &t, "randn");
 }
 
 static int t_totable(lua_State *L)
@@ -339,7 +339,7 @@ static int t_reshape(lua_State *L)
     if (err >= 0)
         err = vkf_tensor_reshape(c, nd, shape, &out);
     vkf_tensor_unref(&c);
-    return result(L, err, out, "reshape");
+    return result(L, err, &out, "reshape");
 }
 
 static int t_permute(lua_State *L)
@@ -358,7 +358,7 @@ static int t_permute(lua_State *L)
             return luaL_argerror(L, 2, "dims are 1-based");
         perm[i] = (int)d - 1;
     }
-    return result(L, vkf_tensor_permute(t, perm, &out), out, "permute");
+    return result(L, vkf_tensor_permute(t, perm, &out), &out, "permute");
 }
 
 /* t:slice(dim, start [, len]): 1-based start; len defaults to the rest. */
@@ -372,13 +372,13 @@ static int t_slice(lua_State *L)
     if (start < 1 || len < 1 || start - 1 + len > size)
         return luaL_error(L, "slice: [%I, %I] outside 1..%I", (lua_Integer)start,
                           (lua_Integer)(start + len - 1), (lua_Integer)size);
-    return result(L, vkf_tensor_slice(t, d, start - 1, len, &out), out, "slice");
+    return result(L, vkf_tensor_slice(t, d, start - 1, len, &out), &out, "slice");
 }
 
 static int t_contiguous(lua_State *L)
 {
     vkf_tensor *out = NULL;
-    return result(L, vkf_op_contiguous(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &out), out,
+    return result(L, vkf_op_contiguous(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &out), &out,
                   "contiguous");
 }
 
@@ -386,7 +386,7 @@ static int t_cast(lua_State *L)
 {
     vkf_tensor *out = NULL;
     return result(L, vkf_op_cast(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), parse_dtype(L, 2), &out),
-                  out, "cast");
+                  &out, "cast");
 }
 
 static int t_index(lua_State *L)
@@ -460,7 +460,7 @@ static int arith(lua_State *L, vkf_binary_op op)
             vkf_tensor_unref(&c);
         }
     }
-    return result(L, err, out, "arithmetic");
+    return result(L, err, &out, "arithmetic");
 }
 
 static int t_add(lua_State *L) { return arith(L, VKF_BIN_ADD); }
@@ -473,7 +473,7 @@ static int t_unm(lua_State *L)
     vkf_tensor *out = NULL;
     return result(L, vkf_op_unary(vkf_lua_gpu(L), VKF_UN_SCALE, vkf_lua_check_tensor(L, 1), -1.0f,
                                   0.0f, &out),
-                  out, "negate");
+                  &out, "negate");
 }
 
 /* ---- op library -------------------------------------------------------------------- */
@@ -529,7 +529,7 @@ static void pair_field(lua_State *L, int t, const char *k, int out[2])
 static int unary(lua_State *L, vkf_unary_op op)
 {
     vkf_tensor *out = NULL;
-    return result(L, vkf_op_unary(vkf_lua_gpu(L), op, vkf_lua_check_tensor(L, 1), 0, 0, &out), out,
+    return result(L, vkf_op_unary(vkf_lua_gpu(L), op, vkf_lua_check_tensor(L, 1), 0, 0, &out), &out,
                   "unary op");
 }
 
@@ -545,7 +545,7 @@ static int op_scale(lua_State *L)
     vkf_tensor *out = NULL;
     return result(L, vkf_op_unary(vkf_lua_gpu(L), VKF_UN_SCALE, vkf_lua_check_tensor(L, 1),
                                   (float)luaL_checknumber(L, 2), (float)luaL_optnumber(L, 3, 0), &out),
-                  out, "scale");
+                  &out, "scale");
 }
 
 /* matmul(a, b [, {trans_b=, bias=}]) */
@@ -559,7 +559,7 @@ static int op_matmul(lua_State *L)
         lua_pop(L, 1);
     }
     return result(L, vkf_op_matmul(vkf_lua_gpu(L), a, b, opt_bool_field(L, 3, "trans_b"), bias, &out),
-                  out, "matmul");
+                  &out, "matmul");
 }
 
 static int op_linear(lua_State *L)
@@ -567,7 +567,7 @@ static int op_linear(lua_State *L)
     vkf_tensor *out = NULL;
     return result(L, vkf_op_linear(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1),
                                    vkf_lua_check_tensor(L, 2), opt_tensor(L, 3), &out),
-                  out, "linear");
+                  &out, "linear");
 }
 
 /* conv2d(x, w [, bias [, {stride=, padding=, dilation=, groups=}]]) */
@@ -581,7 +581,7 @@ static int op_conv2d(lua_State *L)
     vkf_tensor *out = NULL;
     return result(L, vkf_op_conv2d(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1),
                                    vkf_lua_check_tensor(L, 2), opt_tensor(L, 3), &p, &out),
-                  out, "conv2d");
+                  &out, "conv2d");
 }
 
 /* group_norm(x, groups [, weight [, bias [, eps]]]) */
@@ -591,7 +591,7 @@ static int op_group_norm(lua_State *L)
     return result(L, vkf_op_group_norm(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1),
                                        (int)luaL_checkinteger(L, 2), opt_tensor(L, 3),
                                        opt_tensor(L, 4), (float)luaL_optnumber(L, 5, 1e-5), &out),
-                  out, "group_norm");
+                  &out, "group_norm");
 }
 
 static int op_layer_norm(lua_State *L)
@@ -599,7 +599,7 @@ static int op_layer_norm(lua_State *L)
     vkf_tensor *out = NULL;
     return result(L, vkf_op_layer_norm(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), opt_tensor(L, 2),
                                        opt_tensor(L, 3), (float)luaL_optnumber(L, 4, 1e-5), &out),
-                  out, "layer_norm");
+                  &out, "layer_norm");
 }
 
 static int op_rms_norm(lua_State *L)
@@ -607,13 +607,13 @@ static int op_rms_norm(lua_State *L)
     vkf_tensor *out = NULL;
     return result(L, vkf_op_rms_norm(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), opt_tensor(L, 2),
                                      (float)luaL_optnumber(L, 3, 1e-6), &out),
-                  out, "rms_norm");
+                  &out, "rms_norm");
 }
 
 static int op_softmax(lua_State *L)
 {
     vkf_tensor *out = NULL;
-    return result(L, vkf_op_softmax(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &out), out,
+    return result(L, vkf_op_softmax(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &out), &out,
                   "softmax");
 }
 
@@ -634,7 +634,7 @@ static int op_attention(lua_State *L)
                *v = vkf_lua_check_tensor(L, 3), *out = NULL;
     int err = heads > 0 ? vkf_op_attention_heads(vkf_lua_gpu(L), q, k, v, heads, &p, &out)
                         : vkf_op_attention(vkf_lua_gpu(L), q, k, v, &p, &out);
-    return result(L, err, out, "attention");
+    return result(L, err, &out, "attention");
 }
 
 /* upsample(x, {size={h,w} | scale=s | scale={sh,sw}, mode="nearest"|
@@ -669,7 +669,7 @@ static int op_upsample(lua_State *L)
     lua_pop(L, 1);
     p.align_corners = opt_bool_field(L, 2, "align_corners");
     vkf_tensor *out = NULL;
-    return result(L, vkf_op_upsample(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &p, &out), out,
+    return result(L, vkf_op_upsample(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &p, &out), &out,
                   "upsample");
 }
 
@@ -681,7 +681,7 @@ static int op_resample(lua_State *L)
     return result(L, vkf_op_resample_ext(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1),
                                          (vkf_resample_ext)luaL_checkoption(L, 2, NULL, modes),
                                          luaL_checkinteger(L, 3), luaL_checkinteger(L, 4), &out),
-                  out, "resample");
+                  &out, "resample");
 }
 
 static int pool(lua_State *L, bool max)
@@ -694,7 +694,7 @@ static int pool(lua_State *L, bool max)
     vkf_tensor *out = NULL, *x = vkf_lua_check_tensor(L, 1);
     int err = max ? vkf_op_max_pool2d(vkf_lua_gpu(L), x, &p, &out)
                   : vkf_op_avg_pool2d(vkf_lua_gpu(L), x, &p, &out);
-    return result(L, err, out, "pool2d");
+    return result(L, err, &out, "pool2d");
 }
 
 static int op_avg_pool2d(lua_State *L) { return pool(L, false); }
@@ -715,7 +715,7 @@ static int op_concat(lua_State *L)
     }
     int d = check_dim(L, 2, vkf_tensor_ndim(xs[0]));
     vkf_tensor *out = NULL;
-    return result(L, vkf_op_concat(vkf_lua_gpu(L), xs, n, d, &out), out, "concat");
+    return result(L, vkf_op_concat(vkf_lua_gpu(L), xs, n, d, &out), &out, "concat");
 }
 
 /* pad(x, {before1, after1, before2, after2, ...} [, value]) in dim order */
@@ -732,7 +732,7 @@ static int op_pad(lua_State *L)
         pads[i] = lua_tointeger(L, -1);
         lua_pop(L, 1);
     }
-    return result(L, vkf_op_pad(vkf_lua_gpu(L), x, pads, (float)luaL_optnumber(L, 3, 0), &out), out,
+    return result(L, vkf_op_pad(vkf_lua_gpu(L), x, pads, (float)luaL_optnumber(L, 3, 0), &out), &out,
                   "pad");
 }
 
@@ -745,13 +745,13 @@ static int op_timestep_embedding(lua_State *L)
     p.sin_first = opt_bool_field(L, 3, "sin_first");
     vkf_tensor *out = NULL;
     return result(L, vkf_op_timestep_embedding(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &p, &out),
-                  out, "timestep_embedding");
+                  &out, "timestep_embedding");
 }
 
 static int op_geglu(lua_State *L)
 {
     vkf_tensor *out = NULL;
-    return result(L, vkf_op_geglu(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &out), out, "geglu");
+    return result(L, vkf_op_geglu(vkf_lua_gpu(L), vkf_lua_check_tensor(L, 1), &out), &out, "geglu");
 }
 
 /* ---- run-time GLSL kernels ------------------------------------------------------------ */
@@ -1126,7 +1126,7 @@ static int w_tensor(lua_State *L)
     vkf_weights *w = check_weights(L);
     const vkf_weight_info *t = find_weight(L, w);
     vkf_tensor *out = NULL;
-    return result(L, vkf_weights_load_tensor(w, t, vkf_lua_gpu(L), &out), out, "weights");
+    return result(L, vkf_weights_load_tensor(w, t, vkf_lua_gpu(L), &out), &out, "weights");
 }
 
 static int w_close(lua_State *L)
@@ -1171,7 +1171,7 @@ static int vae_call(lua_State *L, bool decode)
     vkf_tensor *out = NULL;
     int err = decode ? vae->m->decode(vae->m, vkf_lua_check_tensor(L, 2), &out)
                      : vae->m->encode(vae->m, vkf_lua_check_tensor(L, 2), &out);
-    return result(L, err, out, decode ? "VAE decode" : "VAE encode");
+    return result(L, err, &out, decode ? "VAE decode" : "VAE encode");
 }
 
 static int o_vae_decode(lua_State *L) { return vae_call(L, true); }
