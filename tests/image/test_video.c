@@ -360,6 +360,62 @@ static void test_encode_roundtrip(void)
     vkf_object_unref(&o);
 }
 
+/* Fails the Nth host allocation for every N through open, decode, audio and
+ * encode: each run either succeeds or returns VKF_ENOMEM, and leaks
+ * nothing. */
+static void test_alloc_failures(void)
+{
+    const char *src = getenv("VKF_SOURCE_ROOT");
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/fuzz/corpus_video/tiny.mp4", src ? src : ".");
+    size_t size;
+    uint8_t *d = slurp(path, &size);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    uint8_t px[16 * 16 * 3 * 2];
+    for (size_t i = 0; i < sizeof(px); i++)
+        px[i] = (uint8_t)(i * 13);
+    int points = 0;
+    for (long n = 0; n < 10000; n++) {
+        long live = vkf_alloc_live();
+        char msg[256];
+        vkf_alloc_fail_at(n);
+        vkf_video_reader *r = NULL;
+        float rgb[16 * 16 * 3];
+        int err = vkf_video_reader_open(NULL, d, size, &r, msg, sizeof(msg));
+        while (err >= 0 && (err = vkf_video_reader_next(r, rgb, NULL, msg, sizeof(msg))) == 1) {
+        }
+        vkf_video_reader_close(&r);
+        vkf_audio *a = NULL;
+        int aerr = vkf_audio_read(NULL, d, size, 0, 0, &a, msg, sizeof(msg));
+        if (a) {
+            vkf_object *o = &a->obj;
+            vkf_object_unref(&o);
+        }
+        vkf_video_encode e = {.format = "matroska", .codec = "mpeg4", .pix_fmt = "yuv420p",
+                              .width = 16, .height = 16, .channels = 3, .fps_num = 5,
+                              .fps_den = 1};
+        uint8_t *out = NULL;
+        size_t osize;
+        int eerr = vkf_video_encode_mem(&e, px, 2, &out, &osize, msg, sizeof(msg));
+        vkf_free(out);
+        bool fired = vkf_alloc_failed();
+        vkf_alloc_fail_at(-1);
+        CHECK(err == 0 || err == VKF_ENOMEM);
+        CHECK(aerr == 0 || aerr == VKF_ENOMEM);
+        CHECK(eerr == 0 || eerr == VKF_ENOMEM);
+        CHECK(fired || (err == 0 && aerr == 0 && eerr == 0));
+        CHECK(vkf_alloc_live() == live);
+        if (!fired)
+            break;
+        points++;
+    }
+    CHECK(points > 3);
+    printf("allocation failure points: %d\n", points);
+    free(d);
+}
+
 int main(void)
 {
     const char *d = getenv("VKF_SHARED_DATA");
@@ -378,6 +434,7 @@ int main(void)
     test_bad_inputs();
     test_audio();
     test_encode_roundtrip();
+    test_alloc_failures();
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_dir);
     if (system(cmd) != 0)
