@@ -35,6 +35,8 @@ typedef struct gentry {
     float ts_start, ts_end;   /* sigmas (compared in float32, as torch does) */
     float *concat;            /* [B, cc, H, W] c_concat, or NULL */
     float *mult;              /* [B, C, ah, aw] */
+    float *y;                 /* [yb, adm] SDXL ADM vector, or NULL */
+    int64_t yb;
 } gentry;
 
 typedef struct glist {
@@ -58,6 +60,8 @@ struct vkf_guidance {
     int64_t B, C, H, W;
     size_t n;
     int cin, cc;
+    int adm;                  /* dm->adm_in_channels */
+    bool refiner;
     glist L[ROLE_COUNT];
     bool present[ROLE_COUNT];
     ctx_cache_entry cache[CTX_CACHE];
@@ -222,6 +226,34 @@ static int64_t resize_batch_index(int64_t in_b, int64_t b, int64_t i)
 }
 
 /* ------------------------------------------------------------------------ */
+/* SDXL ADM                                                                 */
+
+void vkf_fourier_embed(float t, int dim, float *out)
+{
+    int half = dim / 2;
+    /* torch: exp(-math.log(10000) * arange(half, f32) / half), then t * f */
+    float nl = (float)-log(10000.0);
+    for (int i = 0; i < half; i++) {
+        float a = nl * (float)i;
+        /* exp correctly rounded; torch's vectorised expf is within 1 ulp */
+        float f = (float)exp((double)(a / (float)half));
+        float arg = t * f;
+        out[i] = cosf(arg);
+        out[half + i] = sinf(arg);
+    }
+}
+
+void vkf_sdxl_encode_adm(const float *pooled, int pooled_dim, const vkf_adm_sizes *s, float *y)
+{
+    memcpy(y, pooled, (size_t)pooled_dim * sizeof(float));
+    double v[6] = {s->height, s->width, s->crop_h, s->crop_w,
+                   s->refiner ? s->aesthetic_score : s->target_height, s->target_width};
+    int n = s->refiner ? 5 : 6;
+    for (int i = 0; i < n; i++)
+        vkf_fourier_embed((float)v[i], VKF_ADM_FOURIER, y + pooled_dim + i * VKF_ADM_FOURIER);
+}
+
+/* ------------------------------------------------------------------------ */
 /* process_conds                                                            */
 
 static int glist_push(glist *l, gentry **out)
@@ -240,6 +272,7 @@ static void gentry_clear(gentry *e)
     vkf_free(e->mask);
     vkf_free(e->concat);
     vkf_free(e->mult);
+    vkf_free(e->y);
     memset(e, 0, sizeof(*e));
 }
 
@@ -325,8 +358,49 @@ fail:
 
 /* resolve_areas_and_cond_masks_multidim + calculate_start_end_timesteps
  * + encode_model_conds for one entry. */
-static int prepare_entry(vkf_guidance *g, const vkf_cond_entry *ce, const float *latent_image,
-                         const float *denoise_mask, gentry *e)
+/* SDXL.encode_adm / SDXLRefiner.encode_adm for one entry: width/height
+ * from the entry or the latent x 8 (encode_model_conds), targets default
+ * to them, aesthetic score 6 / 2.5 by prompt type. */
+static int build_adm(vkf_guidance *g, const vkf_cond_entry *ce, int role, gentry *e)
+{
+    int nf = g->refiner ? 5 : 6;
+    if (!ce->pooled)
+        return gerr(g, VKF_EINVAL, "%s needs the pooled CLIP output in its conditioning "
+                    "(encode the prompt with an SDXL CLIP)", g->dm->arch);
+    const int64_t *ps = vkf_tensor_shape(ce->pooled);
+    int nd = vkf_tensor_ndim(ce->pooled);
+    int64_t pd = ps[nd - 1], pb = vkf_tensor_numel(ce->pooled) / (pd ? pd : 1);
+    if (pd + nf * VKF_ADM_FOURIER != g->adm || pb < 1)
+        return gerr(g, VKF_EINVAL, "pooled output of width %lld does not fit the %s model's "
+                    "ADM input %d (%d + %d x %d expected)", (long long)pd, g->dm->arch, g->adm,
+                    g->adm - nf * VKF_ADM_FOURIER, nf, VKF_ADM_FOURIER);
+    int err = 0;
+    float *pooled = vkf_malloc((size_t)(pb * pd) * sizeof(float));
+    e->y = vkf_malloc((size_t)(pb * g->adm) * sizeof(float));
+    VKF_CHECK_ALLOC(pooled);
+    VKF_CHECK_ALLOC(e->y);
+    VKF_TRY(vkf_tensor_download(ce->pooled, pooled));
+    vkf_adm_sizes sz = {0};
+    sz.width = ce->width > 0 ? ce->width : (double)(g->W * 8);
+    sz.height = ce->height > 0 ? ce->height : (double)(g->H * 8);
+    sz.crop_w = ce->crop_w;
+    sz.crop_h = ce->crop_h;
+    sz.target_width = ce->target_width > 0 ? ce->target_width : sz.width;
+    sz.target_height = ce->target_height > 0 ? ce->target_height : sz.height;
+    sz.aesthetic_score = ce->has_aesthetic_score ? ce->aesthetic_score
+                         : role == ROLE_NEG         ? 2.5
+                                                    : 6.0;
+    sz.refiner = g->refiner;
+    for (int64_t b = 0; b < pb; b++)
+        vkf_sdxl_encode_adm(pooled + b * pd, (int)pd, &sz, e->y + b * g->adm);
+    e->yb = pb;
+fail:
+    vkf_free(pooled);
+    return err;
+}
+
+static int prepare_entry(vkf_guidance *g, const vkf_cond_entry *ce, int role,
+                         const float *latent_image, const float *denoise_mask, gentry *e)
 {
     int err = 0;
     float *raw = NULL;
@@ -346,6 +420,8 @@ static int prepare_entry(vkf_guidance *g, const vkf_cond_entry *ce, const float 
     e->D = cs[2];
     e->strength = ce->strength;
     e->mask_strength = ce->mask_strength;
+    if (g->adm > 0)
+        VKF_TRY(build_adm(g, ce, role, e));
 
     if (ce->has_area) {
         e->has_area = true;
@@ -427,13 +503,17 @@ fail:
     return err;
 }
 
-static int gentry_copy(gentry *dst, const gentry *src, size_t concat_n, int64_t H, int64_t W)
+static int gentry_copy(gentry *dst, const gentry *src, size_t concat_n, int64_t H, int64_t W,
+                       int adm)
 {
     *dst = *src;
     dst->cross = vkf_tensor_ref(src->cross);
     dst->mask = NULL;
     dst->concat = NULL;
     dst->mult = NULL;
+    dst->y = NULL;
+    if (src->y && !(dst->y = fdup(src->y, (size_t)src->yb * (size_t)adm)))
+        return VKF_ENOMEM;
     if (src->mask && !(dst->mask = fdup(src->mask, (size_t)(src->mask_b * H * W))))
         return VKF_ENOMEM;
     if (src->concat && !(dst->concat = fdup(src->concat, concat_n)))
@@ -481,12 +561,17 @@ static int same_area_if_none(vkf_guidance *g, glist *conds, const gentry *c)
     /* a copy of c with the model conds (context, c_concat) of smallest */
     gentry tmp;
     size_t concat_n = (size_t)(g->B * g->cc * g->H * g->W);
-    int err = gentry_copy(&tmp, c, concat_n, g->H, g->W);
+    int err = gentry_copy(&tmp, c, concat_n, g->H, g->W, g->adm);
     if (err >= 0) {
         vkf_tensor_unref(&tmp.cross);
         vkf_free(tmp.concat);
         tmp.concat = NULL;
         const gentry *s = &conds->e[smallest];
+        vkf_free(tmp.y);
+        tmp.y = NULL;
+        tmp.yb = s->yb;
+        if (s->y && !(tmp.y = fdup(s->y, (size_t)s->yb * (size_t)g->adm)))
+            err = VKF_ENOMEM;
         tmp.cross = vkf_tensor_ref(s->cross);
         tmp.bc = s->bc;
         tmp.T = s->T;
@@ -624,10 +709,11 @@ int vkf_guidance_create(const vkf_guide_spec *spec, const int64_t *shape, int nd
                               "a model with %d input channels for %d latent channels is not "
                               "supported (inpaint models have latent + 5)",
                               dm->in_channels, dm->latent_channels);
-    if (dm->adm_in_channels > 0)
+    if (dm->adm_in_channels > 0 && strncmp(dm->arch, "SDXL", 4))
         return vkf_errbuf_set(e, VKF_EUNSUPPORTED,
-                              "class-conditioned models (adm_in_channels %d: SDXL, unCLIP) are "
-                              "not supported by the sampling driver yet", dm->adm_in_channels);
+                              "class-conditioned %s models (adm_in_channels %d, e.g. unCLIP) "
+                              "are not supported by the sampling driver; SDXL is",
+                              dm->arch, dm->adm_in_channels);
 
     vkf_guidance *g = vkf_calloc(1, sizeof(*g));
     if (!g)
@@ -643,6 +729,8 @@ int vkf_guidance_create(const vkf_guide_spec *spec, const int64_t *shape, int nd
     g->n = (size_t)(g->B * g->C * g->H * g->W);
     g->cin = dm->in_channels;
     g->cc = cc;
+    g->adm = dm->adm_in_channels;
+    g->refiner = !strcmp(dm->arch, "SDXL Refiner");
     int err = 0;
 
     const vkf_conditioning *src[ROLE_COUNT] = {spec->positive, spec->dual ? spec->middle : NULL,
@@ -654,7 +742,7 @@ int vkf_guidance_create(const vkf_guide_spec *spec, const int64_t *shape, int nd
         for (int i = 0; i < src[r]->n; i++) {
             gentry *ge;
             VKF_TRY(glist_push(&g->L[r], &ge));
-            VKF_TRY(prepare_entry(g, &src[r]->e[i], latent_image, denoise_mask, ge));
+            VKF_TRY(prepare_entry(g, &src[r]->e[i], r, latent_image, denoise_mask, ge));
         }
     }
     /* make sure each cond area has an opposite one with the same area;
@@ -855,7 +943,8 @@ static int run_batch(vkf_guidance *g, const run_item *items, int m, const float 
     float *xin = vkf_malloc((size_t)(rows * g->cin * plane) * sizeof(float));
     float *ts = vkf_malloc((size_t)rows * sizeof(float));
     float *outp = NULL, *den = vkf_malloc(chunk_x * sizeof(float));
-    vkf_tensor *xt = NULL, *ctx = NULL, *ot = NULL;
+    vkf_tensor *xt = NULL, *ctx = NULL, *ot = NULL, *yt = NULL;
+    float *yh = NULL;
     VKF_CHECK_ALLOC(xcrop);
     VKF_CHECK_ALLOC(xin);
     VKF_CHECK_ALLOC(ts);
@@ -890,7 +979,20 @@ static int run_batch(vkf_guidance *g, const run_item *items, int m, const float 
     VKF_TRY(vkf_tensor_create(g->gpu, VKF_DTYPE_F32, 4, xs, &xt));
     VKF_TRY(vkf_tensor_upload(xt, xin));
     VKF_TRY(get_context(g, items, m, &ctx));
-    vkf_dm_input in = {.x = xt, .timesteps = ts, .context = ctx};
+    if (g->adm > 0) {
+        /* CONDRegular y: each chunk's rows repeated to the batch */
+        yh = vkf_malloc((size_t)rows * (size_t)g->adm * sizeof(float));
+        VKF_CHECK_ALLOC(yh);
+        for (int j = 0; j < m; j++)
+            for (int64_t b = 0; b < B; b++)
+                memcpy(yh + (size_t)(j * B + b) * (size_t)g->adm,
+                       items[j].e->y + (size_t)(b % items[j].e->yb) * (size_t)g->adm,
+                       (size_t)g->adm * sizeof(float));
+        int64_t ys[2] = {rows, g->adm};
+        VKF_TRY(vkf_tensor_create(g->gpu, VKF_DTYPE_F32, 2, ys, &yt));
+        VKF_TRY(vkf_tensor_upload(yt, yh));
+    }
+    vkf_dm_input in = {.x = xt, .timesteps = ts, .context = ctx, .y = yt};
     err = g->dm->forward(g->dm, &in, &ot);
     if (err < 0) {
         gerr(g, err, "the diffusion model failed: %s", vkf_strerror(err));
@@ -936,6 +1038,8 @@ fail:
     vkf_tensor_unref(&xt);
     vkf_tensor_unref(&ctx);
     vkf_tensor_unref(&ot);
+    vkf_tensor_unref(&yt);
+    vkf_free(yh);
     return err;
 }
 

@@ -40,6 +40,25 @@ typedef struct vkf_guide_spec {
     int max_batch_rows;
 } vkf_guide_spec;
 
+/*
+ * ADM vector of the SDXL class (comfy/model_base.py SDXL.encode_adm,
+ * SDXLRefiner.encode_adm): the pooled CLIP output followed by 256-wide
+ * sinusoidal embeddings (Timestep(256): cos half first, period 10000,
+ * float32) of height, width, crop_h, crop_w, then target_height,
+ * target_width (base) or aesthetic_score (refiner).  y has pooled_dim +
+ * 6·256 (base) or + 5·256 (refiner) floats.
+ */
+typedef struct vkf_adm_sizes {
+    double height, width, crop_h, crop_w, target_height, target_width;
+    double aesthetic_score;
+    bool refiner;
+} vkf_adm_sizes;
+#define VKF_ADM_FOURIER 256
+/* sin/cos embedding of t: out[dim] (dim even): cos(t·f_i), then sin(t·f_i),
+ * f_i = exp(-ln(10000)·i/(dim/2)), all float32 as torch computes it. */
+void vkf_fourier_embed(float t, int dim, float *out);
+void vkf_sdxl_encode_adm(const float *pooled, int pooled_dim, const vkf_adm_sizes *s, float *y);
+
 /* A spec from a GUIDER object (BasicGuider, CFGGuider, DualCFGGuider). */
 void vkf_guide_spec_from_guider(const vkf_guider *g, vkf_guide_spec *out);
 

@@ -330,6 +330,12 @@ typedef struct vkf_cond_entry {
     double end_percent;       /* 1 */
     vkf_tensor *concat_latent_image;   /* InpaintModelConditioning, or NULL */
     vkf_tensor *concat_mask;
+    /* SDXL size conditioning (CLIPTextEncodeSDXL / ...Refiner), pixels;
+     * 0 = unset: width/height default to the latent size x 8, targets to
+     * width/height (comfy/samplers.py encode_model_conds, SDXL.encode_adm) */
+    int width, height, crop_w, crop_h, target_width, target_height;
+    bool has_aesthetic_score; /* refiner: else 6 (positive) or 2.5 (negative) */
+    float aesthetic_score;
 } vkf_cond_entry;
 
 typedef struct vkf_conditioning {
