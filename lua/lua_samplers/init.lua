@@ -1,0 +1,21 @@
+-- Samplers and a scheduler written in Lua.  The sampler functions live in
+-- samplers.lua (require("samplers")); the scheduler is a node whose SIGMAS
+-- output plugs into SamplerCustom / SamplerCustomAdvanced.
+local samplers = require("samplers")
+
+vkf.node {
+  name = "LuaKarrasScheduler",
+  display_name = "Karras Scheduler (Lua)",
+  category = "sampling/custom_sampling/schedulers",
+  description = "Karras et al. (2022) noise levels, as KarrasScheduler.",
+  inputs = {required = {
+    {"steps", "INT", default = 20, min = 1, max = 10000},
+    {"sigma_max", "FLOAT", default = 14.614642, min = 0.0, max = 5000.0, step = 0.01},
+    {"sigma_min", "FLOAT", default = 0.0291675, min = 0.0, max = 5000.0, step = 0.01},
+    {"rho", "FLOAT", default = 7.0, min = 0.0, max = 100.0, step = 0.01},
+  }},
+  outputs = {"SIGMAS"},
+  execute = function(steps, sigma_max, sigma_min, rho)
+    return samplers.karras(steps, sigma_min, sigma_max, rho)
+  end,
+}
