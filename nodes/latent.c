@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cond_latent.h"
@@ -1050,9 +1052,56 @@ static char *load_latent_validate(const vkf_paths *paths, const vkf_value *in)
     return NULL;
 }
 
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* LoadLatent's list: the .latent files directly in the input directory,
+ * sorted (nodes.py LoadLatent.INPUT_TYPES). */
+static int list_latents(const vkf_paths *paths, char ***names, int *count)
+{
+    *names = NULL;
+    *count = 0;
+    const char *dir = vkf_paths_input_dir(paths);
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return 0;
+    char **v = NULL;
+    int n = 0, cap = 0, err = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!is_latent_name(de->d_name))
+            continue;
+        char *full = vkf_asprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        bool file = full && stat(full, &st) == 0 && S_ISREG(st.st_mode);
+        vkf_free(full);
+        if (!file)
+            continue;
+        if ((err = vkf_grow(&v, &cap, n + 2, sizeof(*v))) < 0)
+            break;
+        if (!(v[n] = vkf_strdup(de->d_name))) {
+            err = VKF_ENOMEM;
+            break;
+        }
+        v[++n] = NULL;
+    }
+    closedir(d);
+    if (err < 0) {
+        vkf_strv_free(&v, n);
+        return err;
+    }
+    if (n > 1)
+        qsort(v, (size_t)n, sizeof(*v), cmp_names);
+    *names = v;
+    *count = n;
+    return 0;
+}
+
 static const vkf_input_def load_latent_inputs[] = {
-    /* The input directory; the node's validator checks for a .latent file. */
-    {.name = "latent", .type = VKF_T_COMBO, .model_folder = "input"},
+    /* .latent files of the input directory; the validator re-checks. */
+    {.name = "latent", .type = VKF_T_COMBO, .list_options = list_latents},
 };
 
 const vkf_node_def vkf_node_LoadLatent = {

@@ -592,7 +592,8 @@ static int vae_loader_exec(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *ou
 }
 
 static const vkf_input_def vae_loader_inputs[] = {
-    {.name = "vae_name", .type = VKF_T_COMBO, .model_folder = "vae"},
+    {.name = "vae_name", .type = VKF_T_COMBO, .model_folder = "vae",
+     .list_options = vkf_vae_loader_list},
 };
 static const vkf_output_def vae_output[] = {{.type = "VAE"}};
 

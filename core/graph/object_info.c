@@ -37,6 +37,8 @@ int vkf_combo_options(const vkf_input_def *in, const vkf_paths *paths,
         *count = n;
         return 0;
     }
+    if (in->list_options)
+        return paths ? in->list_options(paths, opts, count) : 0;
     if (in->model_folder && paths && !strcmp(in->model_folder, "input"))
         return vkf_paths_list_input_images(paths, opts, count);
     if (in->model_folder && paths) {

@@ -318,6 +318,19 @@ static void test_defs_and_errors(void)
     CHECK_OK(vkf_vae_loader_list(paths, &names, &n));
     CHECK(n == 2 && !strcmp(names[0], "tiny_vae.safetensors") && !strcmp(names[1], "taesd"));
     vkf_strv_free(&names, n);
+    /* ... and that list is the combo's: "taesd" validates and decodes */
+    char *te = NULL;
+    int terr = run("{\"1\":{\"class_type\":\"VAELoader\",\"inputs\":{\"vae_name\":\"taesd\"}},"
+                   "\"2\":{\"class_type\":\"EmptyLatentImage\",\"inputs\":{\"width\":32,"
+                   "\"height\":24,\"batch_size\":1}},"
+                   "\"3\":{\"class_type\":\"VAEDecode\",\"inputs\":{\"samples\":[\"2\",0],"
+                   "\"vae\":[\"1\",0]}},"
+                   "\"4\":{\"class_type\":\"TestCaptureImage\",\"inputs\":{\"image\":[\"3\",0]}}}",
+                   &te);
+    if (terr)
+        fprintf(stderr, "VAELoader taesd: %d %s\n", terr, te ? te : "");
+    CHECK(terr == 0);
+    vkf_free(te);
 
     /* a 16-channel latent into an SD VAE: a clear execution error */
     char *e = NULL;

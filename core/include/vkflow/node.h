@@ -63,6 +63,10 @@ typedef struct vkf_input_def {
      * "input" (image files in the input directory). */
     const char *const *options;
     const char *model_folder;
+    /* COMBO: options computed from the paths (VAELoader's vae list with the
+     * TAESD variants, LoadLatent's .latent files); wins over the above.
+     * *names vkf_malloc'ed (vkf_strv_free). */
+    int (*list_options)(const vkf_paths *paths, char ***names, int *count);
 } vkf_input_def;
 
 typedef struct vkf_output_def {
