@@ -641,6 +641,12 @@ fail:
 int vkf_clip_text_encode(vkf_clip_text *m, const vkf_clip_tokens *tok, int layer_idx,
                          vkf_tensor **hidden, vkf_tensor **pooled)
 {
+    return vkf_clip_text_encode_ex(m, tok, layer_idx, true, hidden, pooled);
+}
+
+int vkf_clip_text_encode_ex(vkf_clip_text *m, const vkf_clip_tokens *tok, int layer_idx,
+                            bool layer_norm_hidden, vkf_tensor **hidden, vkf_tensor **pooled)
+{
     int err = 0;
     float *host = NULL;
     vkf_tensor *x = NULL, *nx = NULL, *mid = NULL, *hid = NULL;
@@ -661,7 +667,8 @@ int vkf_clip_text_encode(vkf_clip_text *m, const vkf_clip_tokens *tok, int layer
     /* ComfyUI: |layer_idx| beyond the layer count means the last layer.  The
      * hidden state is the output of layer `stop`; pooled needs all layers. */
     const int NL = m->nominal_layers;
-    int stop = layer_idx == 0 || -layer_idx > NL ? L - 1 : NL + layer_idx;
+    bool last = layer_idx == 0 || -layer_idx > NL;
+    int stop = last ? L - 1 : NL + layer_idx;
     if (stop > L - 1)
         stop = L - 1;
     int run = pooled ? L : stop + 1;
@@ -694,7 +701,10 @@ int vkf_clip_text_encode(vkf_clip_text *m, const vkf_clip_tokens *tok, int layer
         if (i == stop)
             mid = vkf_tensor_ref(x);
     }
-    VKF_TRY(vkf_op_layer_norm(m->gpu, mid, m->lnf_w, m->lnf_b, 1e-5f, &hid));
+    if (last || layer_norm_hidden)
+        VKF_TRY(vkf_op_layer_norm(m->gpu, mid, m->lnf_w, m->lnf_b, 1e-5f, &hid));
+    else
+        VKF_TRY(vkf_op_contiguous(m->gpu, mid, &hid));
     if (pooled)
         VKF_TRY(pool(m, tok, x, pooled));
     *hidden = hid;

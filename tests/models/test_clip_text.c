@@ -189,6 +189,36 @@ static void check_golden(vkf_gpu *gpu, int which, const char *path, const char *
         /* the two layers really differ (the golden is not trivially met) */
         CHECK(rel_err(h2, g, nh) > 0.1);
     }
+    /* layer_norm_hidden_state = false (SDXL): the raw penultimate layer;
+     * "last" stays normed */
+    if (h0) {
+        char rp[4096];
+        const char *root = getenv("VKF_SOURCE_ROOT");
+        snprintf(rp, sizeof(rp), "%s/tests/reference/golden/clip/%s_tiny_raw_m2.bin",
+                 root ? root : ".", which ? "sd2" : "sd1");
+        FILE *f = fopen(rp, "rb");
+        float *raw = malloc((size_t)nh * sizeof(float));
+        size_t got = f ? fread(raw, sizeof(float), (size_t)nh + 1, f) : 0;
+        if (f)
+            fclose(f);
+        CHECK(got == (size_t)nh);
+        vkf_tensor *hr = NULL, *hl = NULL;
+        CHECK_OK(vkf_clip_text_encode_ex(m, &t, -2, false, &hr, NULL));
+        CHECK_OK(vkf_clip_text_encode_ex(m, &t, 0, false, &hl, NULL));
+        if (hr && hl && got == (size_t)nh) {
+            float *r = gt_download(hr), *l = gt_download(hl);
+            double er = rel_err(r, raw, nh);
+            printf("%s: rel err raw hidden(-2) %.2e (tol %.0e)\n", what, er, tol);
+            CHECK(er <= tol);
+            CHECK(rel_err(r, g + nh, nh) > 0.1);   /* not the normed one */
+            CHECK(!memcmp(l, h0, (size_t)nh * sizeof(float)));
+            free(r);
+            free(l);
+        }
+        vkf_tensor_unref(&hr);
+        vkf_tensor_unref(&hl);
+        free(raw);
+    }
     free(h0);
     free(h2);
     free(pooled);

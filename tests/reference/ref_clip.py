@@ -12,7 +12,10 @@ It runs `BUILD/tests/models/test_clip_text --write TMPDIR` (vkf_synth_clip_text,
 writer seed 1, f32), parses the safetensors files with numpy and writes
 tests/reference/golden/clip/{sd1,sd2}_tiny.bin: little-endian float32,
 hidden(layer_idx 0) [2,77,64], hidden(layer_idx -2) [2,77,64], pooled [2,64],
-back to back; plus {sd1,sd2}_tiny.json describing them (tokens, shapes, sums).
+back to back; plus {sd1,sd2}_tiny.json describing them (tokens, shapes, sums),
+and {sd1,sd2}_tiny_raw_m2.bin: hidden(layer_idx -2) [2,77,64] without the
+final layer norm (layer_norm_hidden_state=False, as SDXL uses both towers;
+the bigG tower has SD2's OpenCLIP layout at width 1280, 32 layers).
 
 Semantics checked against ComfyUI comfy/clip_model.py and comfy/sd1_clip.py
 (SDClipModel, layer_norm_hidden_state=True): causal mask; layer_idx -k is the
@@ -158,7 +161,7 @@ def run(m, ids, embeds):
     penult = layer_norm(outs[-2], m["lnfw"], m["lnfb"])
     eos = [chunk.index(EOS) for chunk in ids]
     pooled = m["proj"](final[torch.arange(len(ids)), eos])
-    return final, penult, pooled, eos
+    return final, penult, pooled, eos, outs[-2]
 
 
 def main():
@@ -174,7 +177,11 @@ def main():
             sd = read_safetensors(os.path.join(tmp, FILES[which]))
             m = tower(sd, which)
             ids, embeds = tokens(which)
-            final, penult, pooled, eos = run(m, ids, embeds)
+            final, penult, pooled, eos, raw = run(m, ids, embeds)
+            # layer_norm_hidden_state=False (SDXL's towers, comfy/sdxl_clip.py):
+            # the penultimate layer's output without final_layer_norm
+            with open(os.path.join(out_dir, which + "_tiny_raw_m2.bin"), "wb") as f:
+                f.write(raw.to(torch.float32).numpy().astype("<f4").tobytes())
             arrays = [final, penult, pooled]
             blob = b"".join(a.to(torch.float32).numpy().astype("<f4").tobytes() for a in arrays)
             with open(os.path.join(out_dir, which + "_tiny.bin"), "wb") as f:

@@ -168,6 +168,12 @@ const vkf_clip_text_config *vkf_clip_text_get_config(const vkf_clip_text *m);
  */
 int vkf_clip_text_encode(vkf_clip_text *m, const vkf_clip_tokens *tok, int layer_idx,
                          vkf_tensor **hidden, vkf_tensor **pooled);
+/* The same with ComfyUI's layer_norm_hidden_state: false leaves a hidden
+ * layer (-k within the layer count) without final_layer_norm, as SDXL's
+ * towers (comfy/sdxl_clip.py: CLIP-L and bigG, layer "hidden" -2) use it;
+ * layer_idx 0 ("last") is always normed.  true = vkf_clip_text_encode. */
+int vkf_clip_text_encode_ex(vkf_clip_text *m, const vkf_clip_tokens *tok, int layer_idx,
+                            bool layer_norm_hidden, vkf_tensor **hidden, vkf_tensor **pooled);
 
 /* ------------------------------------------------------------------------ */
 /* Diffusion models (UNet for SD1/SD2; later SDXL, Wan ...) behind a vtable  */
@@ -376,6 +382,7 @@ typedef struct vkf_guider {
     double cfg;               /* 1 for BasicGuider */
     double cfg_cond2_negative;
     bool dual;
+    bool nested;              /* DualCFGGuider style "nested" */
 } vkf_guider;
 
 extern const vkf_object_type vkf_type_model, vkf_type_clip, vkf_type_vae,
