@@ -520,6 +520,30 @@ static int get_features(vkf_app *app, const vkf_http_request *req, const char *a
     return f ? vkf_http_json(resp, 200, f) : VKF_ENOMEM;
 }
 
+/* Device 0 as listed before any prompt created it; listed once (a Vulkan
+ * instance is not free), remembered once found. */
+static bool first_device(vkf_gpu_device_info *out)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static vkf_gpu_device_info cached;
+    static bool have;
+    pthread_mutex_lock(&lock);
+    if (!have) {
+        vkf_gpu_device_info *list = NULL;
+        int n = 0;
+        if (vkf_gpu_list_devices(&(vkf_gpu_params){0}, &list, &n) >= 0 && n > 0) {
+            cached = list[0];
+            have = true;
+        }
+        vkf_free(list);
+    }
+    if (have)
+        *out = cached;
+    bool r = have;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
 static int get_system_stats(vkf_app *app, const vkf_http_request *req, const char *arg,
                             vkf_http_response *resp)
 {
@@ -550,13 +574,47 @@ static int get_system_stats(vkf_app *app, const vkf_http_request *req, const cha
               cJSON_AddStringToObject(sys, "python_version", "") &&
               cJSON_AddStringToObject(sys, "pytorch_version", "") &&
               cJSON_AddBoolToObject(sys, "embedded_python", false);
-    /* The device layer does not report here yet: the host is the device. */
-    ok = ok && cJSON_AddStringToObject(dev, "name", "cpu") &&
-         cJSON_AddStringToObject(dev, "type", "cpu") && cJSON_AddNullToObject(dev, "index") &&
-         cJSON_AddNumberToObject(dev, "vram_total", ram_total) &&
-         cJSON_AddNumberToObject(dev, "vram_free", ram_free) &&
-         cJSON_AddNumberToObject(dev, "torch_vram_total", 0) &&
-         cJSON_AddNumberToObject(dev, "torch_vram_free", 0);
+    /* The Vulkan device runs (or will run) the prompts: its device-local
+     * heap is the "VRAM"; torch_vram_* report what vkflow holds on it. */
+    vkf_gpu *gpu = app->ex ? vkf_executor_gpu(app->ex) : NULL;
+    vkf_gpu_device_info info;
+    bool have = false;
+    if (gpu) {
+        info = *vkf_gpu_info(gpu);
+        have = true;
+    } else {
+        have = first_device(&info);
+    }
+    double vram_total = ram_total, vram_free = ram_free, held = 0, reserved = 0;
+    if (have) {
+        double total = 0, budget = 0, usage = 0;
+        for (int h = 0; h < info.heap_count; h++)
+            if (info.heaps[h].device_local) {
+                total += (double)info.heaps[h].size;
+                budget += (double)info.heaps[h].budget;
+                usage += (double)info.heaps[h].usage;
+            }
+        if (total > 0) {
+            vram_total = total;
+            vram_free = info.has_memory_budget ? budget - usage : total;
+        }
+    }
+    if (gpu) {
+        vkf_gpu_mem_stats ms;
+        vkf_gpu_mem_stats_get(gpu, &ms);
+        held = (double)ms.current;
+        reserved = (double)ms.reserved;
+    }
+    char name[300];
+    snprintf(name, sizeof(name), "vulkan:0 %s", have ? info.name : "(no Vulkan device)");
+    ok = ok && cJSON_AddStringToObject(dev, "name", name) &&
+         cJSON_AddStringToObject(dev, "type", have ? "vulkan" : "cpu") &&
+         (have ? cJSON_AddNumberToObject(dev, "index", 0) != NULL
+               : cJSON_AddNullToObject(dev, "index") != NULL) &&
+         cJSON_AddNumberToObject(dev, "vram_total", vram_total) &&
+         cJSON_AddNumberToObject(dev, "vram_free", vram_free) &&
+         cJSON_AddNumberToObject(dev, "torch_vram_total", reserved) &&
+         cJSON_AddNumberToObject(dev, "torch_vram_free", reserved - held);
     if (!ok) {
         cJSON_Delete(root);
         return VKF_ENOMEM;

@@ -40,8 +40,12 @@ try:
     st, j = get_json(P, "/object_info/NoSuchNode")
     check(st == 200 and j == {}, "/object_info/{unknown} is {}")
     st, j = get_json(P, "/system_stats")
-    check(st == 200 and j["system"]["ram_total"] > 0 and j["devices"][0]["type"] == "cpu"
-          and "argv" in j["system"], "/system_stats")
+    dev = j["devices"][0] if st == 200 and j.get("devices") else {}
+    check(st == 200 and j["system"]["ram_total"] > 0 and "argv" in j["system"]
+          and dev.get("type") in ("vulkan", "cpu") and dev.get("vram_total", 0) > 0
+          and dev.get("vram_free", -1) >= 0 and "torch_vram_total" in dev
+          and (dev["type"] == "cpu" or (dev["index"] == 0 and dev["name"].startswith("vulkan:0 "))),
+          "/system_stats")
     st, j = get_json(P, "/embeddings")
     check(st == 200 and j == ["easyneg"], "/embeddings without extensions")
     st, j = get_json(P, "/models")
