@@ -43,6 +43,11 @@ layout(constant_id = 14) const uint GROUPED = 0;
 layout(constant_id = 15) const uint MODE = 0;
 /* 1: WG == subgroup size == 8, 8 <= TN <= 32, TN % 8 == 0, not GROUPED. */
 layout(constant_id = 16) const uint BCAST = 0;
+/* 1 (with BCAST, TEX/TEXW, TM % 4 == 0): w is pre-packed by the host as
+ * [cout / (WG*TM)][KVOL][cin_g][WG*TM] (conv.c: conv_repack) and viewed
+ * as RGBA: a lane's TM weights of a step are TM/4 contiguous vec4 fetches,
+ * and a workgroup streams its weights contiguously along ci. */
+layout(constant_id = 17) const uint WPACK = 0;
 #define TS (TN / 8u)
 #define CB 64u
 
@@ -74,6 +79,7 @@ layout(binding = 17) uniform samplerBuffer w_tex;
 #define X_LD(i) texelFetch(x_tex, int(i)).x
 #define X_LD4(i) texelFetch(x_tex, int((i) >> 2))
 #define W_LD(i) texelFetch(w_tex, int(i)).x
+#define W_LD4(i) texelFetch(w_tex, int((i) >> 2))
 #elif defined(TEXW)
 /* Only w as a texel buffer (x spans several chunks): the TM weight loads
  * per step are the per-lane ones. */
@@ -81,10 +87,12 @@ layout(binding = 16) uniform samplerBuffer w_tex;
 #define X_LD(i) x_ld(i)
 #define X_LD4(i) x_ld4(i)
 #define W_LD(i) texelFetch(w_tex, int(i)).x
+#define W_LD4(i) texelFetch(w_tex, int((i) >> 2))
 #else
 #define X_LD(i) x_ld(i)
 #define X_LD4(i) x_ld4(i)
 #define W_LD(i) wt_ld(i)
+#define W_LD4(i) wt_ld4(i)
 #endif
 
 #define KVOL (KT * KH * KW)
@@ -136,6 +144,8 @@ void main()
             by[s] = int(oy) * p.sh - p.ph;
             bx[s] = int(ox) * p.sw - p.pw;
         }
+        uint wpk = p.off_w + (gl_WorkGroupID.z % p.co_tiles) * KVOL * p.cin_g *
+                   (WG * TM) + lane * TM;
         /* Input channels in blocks of CB, taps inside: the TM * WG weight
          * rows of a block (CB * KVOL each) stay in cache across the taps
          * instead of streaming the whole rows once per tap. */
@@ -162,6 +172,16 @@ void main()
                     xl[s] = ok[s] ? v : 0.0;
                 }
                 float wv[TM];
+                if (WPACK == 1u && TM % 4u == 0u) {
+                    uint wi = wpk + (k * p.cin_g + ci) * (WG * TM);
+                    [[unroll]] for (uint q = 0; q < TM / 4u; q++) {
+                        vec4 v4 = W_LD4(wi + 4u * q);
+                        wv[4u * q + 0u] = v4.x;
+                        wv[4u * q + 1u] = v4.y;
+                        wv[4u * q + 2u] = v4.z;
+                        wv[4u * q + 3u] = v4.w;
+                    }
+                } else
                 [[unroll]] for (uint r = 0; r < TM; r++)
                     wv[r] = W_LD(wrow[r] + ci * KVOL + k);
 #define BSTEP(J)                                                              \

@@ -114,6 +114,7 @@ typedef struct vkf_storage {
     uint64_t numel;
     int nchunks;
     vkf_buffer *chunks[VKF_MAX_CHUNKS];
+    uint32_t conv_pack;            /* vkf_op_conv2d_prepack block, 0: plain */
 } vkf_storage;
 
 struct vkf_tensor {

@@ -843,6 +843,12 @@ static int ld_conv(ld *L, const char *base, int64_t co, int64_t ci, int ks, ulin
     char key[256];
     put(key, sizeof(key), "%s.weight", base);
     VKF_TRY(ld_tensor(L, key, 4, (int64_t[]){co, ci, ks, ks}, &out->w));
+    {   /* conv-only weights: the kernel's own layout (ops/conv.c) */
+        vkf_tensor *pw = NULL;
+        VKF_TRY(vkf_op_conv2d_prepack(L->gpu, out->w, &pw));
+        vkf_tensor_unref(&out->w);
+        out->w = pw;
+    }
     put(key, sizeof(key), "%s.bias", base);
     VKF_TRY(ld_tensor(L, key, 1, (int64_t[]){co}, &out->b));
 fail:

@@ -6,7 +6,10 @@
  * with SSBO and texel-buffer loads, with and without subgroup broadcast,
  * causal 3-D padding with 1, 2 and 3 cache frames, views with storage
  * offsets and strides, argument errors, and 16 KiB storage chunks so that
- * input, weight and output span several bindings.
+ * input, weight and output span several bindings.  Weights pre-packed by
+ * vkf_op_conv2d_prepack: the packed kernel (Cout multiples of 64, 3×3/5×5,
+ * stride, dilation, f32/f16), and the unpack fallback when another tile or
+ * a grouped conv takes them.
  * Tolerance: |err| <= 1e-5 * K + 1e-5 * |ref| with K = Cin/groups * kernel
  * volume (f32 accumulation of products of inputs in [-1, 1]; inputs are
  * pre-rounded to their storage dtype).
@@ -21,6 +24,9 @@ typedef struct conv_case {
     bool causal, bias;
     int64_t cache_t;               /* frames of cache (conv3d only) */
 } conv_case;
+
+/* check() passes the weight through vkf_op_conv2d_prepack (2-D only). */
+static bool g_prepack;
 
 static void check(vkf_gpu *gpu, bool is3d, const conv_case *c, vkf_dtype xdt,
                   vkf_dtype wdt, const vkf_conv_tile *tile)
@@ -46,6 +52,14 @@ static void check(vkf_gpu *gpu, bool is3d, const conv_case *c, vkf_dtype xdt,
     }
     if (c->bias)
         b = gt_tensor(gpu, VKF_DTYPE_F32, 1, &c->cout, hb);
+    if (g_prepack && !is3d) {
+        vkf_tensor *pw = NULL;
+        CHECK_OK(vkf_op_conv2d_prepack(gpu, w, &pw));
+        CHECK(vkf_tensor_ndim(pw) == 4);
+        CHECK(!memcmp(vkf_tensor_shape(pw), vkf_tensor_shape(w), 4 * sizeof(int64_t)));
+        vkf_tensor_unref(&w);
+        w = pw;
+    }
 
     /* Reference geometry: cache frames that replace front padding are
      * prepended on the host. */
@@ -110,7 +124,7 @@ static void check(vkf_gpu *gpu, bool is3d, const conv_case *c, vkf_dtype xdt,
     char what[200];
     snprintf(what, sizeof(what),
              "conv%s n%lld ci%lld co%lld t%lld h%lld w%lld k%dx%dx%d s%d,%d,%d "
-             "p%d,%d,%d d%d,%d,%d g%d%s%s cache%lld x:%s w:%s tile %ux%u/%u%s%s",
+             "p%d,%d,%d d%d,%d,%d g%d%s%s cache%lld x:%s w:%s tile %ux%u/%u%s%s%s",
              is3d ? "3d" : "2d", (long long)c->n, (long long)c->cin,
              (long long)c->cout, (long long)c->t, (long long)c->h, (long long)c->w,
              c->kt, c->kh, c->kw, g.st, g.sh, g.sw, c->pad[0], c->pad[1], c->pad[2],
@@ -118,7 +132,7 @@ static void check(vkf_gpu *gpu, bool is3d, const conv_case *c, vkf_dtype xdt,
              c->bias ? " bias" : "", (long long)c->cache_t, vkf_dtype_name(xdt),
              vkf_dtype_name(wdt), tile ? tile->tm : 0, tile ? tile->tn : 0,
              tile ? tile->wg : 0, tile && tile->tex ? " tex" : "",
-             tile && tile->no_bcast ? " nobc" : "");
+             tile && tile->no_bcast ? " nobc" : "", g_prepack ? " prepacked" : "");
     float k = (float)(cin_g * c->kt * c->kh * c->kw);
     gt_compare(what, got, want, on, 1e-5f, 1e-5f * k);
     free(got);
@@ -296,6 +310,27 @@ int main(void)
     /* bf16 weights through SSBO loads (the texel path widens them). */
     check(gpu, false, &cases2d[1], VKF_DTYPE_F32, VKF_DTYPE_BF16, &tiles[1]);
     check(gpu, true, &cases3d[0], VKF_DTYPE_BF16, VKF_DTYPE_BF16, &tiles[3]);
+    /* Pre-packed weights: the packed kernel where Cout is a multiple of
+     * 64 (3×3, 5×5, stride 2, dilation 2), left plain otherwise (1×1, Cout
+     * 20), unpacked again for other tiles and for a grouped conv. */
+    static const conv_case packed[] = {
+        {2, 13, 64, 1, 9, 11, 1, 3, 3, {0}, {0, 1, 1}, {0}, 0, false, true, 0},
+        {1, 5, 128, 1, 7, 12, 1, 3, 3, {0, 2, 2}, {0, 1, 1}, {0}, 0, false, false, 0},
+        {1, 3, 64, 1, 13, 6, 1, 5, 5, {0}, {0, 2, 2}, {0, 2, 2}, 0, false, true, 0},
+        {1, 4, 64, 1, 5, 5, 1, 1, 1, {0}, {0}, {0}, 0, false, true, 0},
+        {1, 20, 40, 1, 31, 33, 1, 3, 3, {0}, {0, 1, 1}, {0}, 0, false, true, 0},
+        {1, 8, 128, 1, 6, 7, 1, 3, 3, {0}, {0, 1, 1}, {0}, 2, false, true, 0},
+    };
+    g_prepack = true;
+    for (size_t i = 0; i < VKF_ARRAY_SIZE(packed); i++) {
+        check(gpu, false, &packed[i], VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
+        check(gpu, false, &packed[i], VKF_DTYPE_F16, VKF_DTYPE_F16, NULL);
+    }
+    check(gpu, false, &packed[0], VKF_DTYPE_F32, VKF_DTYPE_BF16, NULL);
+    check(gpu, false, &packed[0], VKF_DTYPE_F32, VKF_DTYPE_F32, &tiles[9]);
+    check(gpu, false, &packed[0], VKF_DTYPE_F32, VKF_DTYPE_F16, &tiles[7]);
+    check(gpu, false, &packed[1], VKF_DTYPE_F32, VKF_DTYPE_F32, &tiles[3]);
+    g_prepack = false;
     check_offsets(gpu);
     check_errors(gpu);
     int rc = gt_finish(&gpu);
@@ -310,6 +345,12 @@ int main(void)
     check(gpu, false, &big[0], VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
     check(gpu, false, &big[1], VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
     check(gpu, true, &big[2], VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
+    /* Weights over one chunk stay plain. */
+    static const conv_case bigp = {1, 16, 64, 1, 9, 9, 1, 3, 3, {0}, {0, 1, 1}, {0}, 0,
+                                   false, true, 0};
+    g_prepack = true;
+    check(gpu, false, &bigp, VKF_DTYPE_F32, VKF_DTYPE_F32, NULL);
+    g_prepack = false;
     rc |= gt_finish(&gpu);
     return rc;
 }

@@ -36,6 +36,7 @@ typedef struct vkf_conv_tile {
     uint32_t tm, tn, wg;
     bool tex;
     bool no_bcast;                 /* disable the subgroup-broadcast path */
+    bool no_wpack;                 /* disable the packed-weight path */
 } vkf_conv_tile;
 
 void vkf_conv_default_tile(const vkf_gpu *gpu, const vkf_conv_geom *g,

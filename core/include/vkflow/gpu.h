@@ -266,6 +266,13 @@ int vkf_op_conv2d(vkf_gpu *gpu, vkf_tensor *x, vkf_tensor *weight,
                   vkf_tensor *bias, const vkf_conv2d_params *params,
                   vkf_tensor **out);
 
+/* Conv weights [Cout, Cin/groups, kh, kw] rearranged once (at model load)
+ * for this device's conv2d kernel: lavapipe then streams them contiguously
+ * (docs/performance.md).  *out is only for vkf_op_conv2d's weight argument
+ * (its contents are not the plain layout); it is a new reference to weight
+ * itself when the device or the shape gains nothing. */
+int vkf_op_conv2d_prepack(vkf_gpu *gpu, vkf_tensor *weight, vkf_tensor **out);
+
 typedef struct vkf_conv3d_params {
     int stride[3];                 /* (t, h, w) */
     int padding[3];                /* h, w: both sides; t: see causal */
