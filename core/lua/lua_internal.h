@@ -67,5 +67,7 @@ void vkf_lua_push_value(lua_State *L, const vkf_value *v);
 /* Converts the Lua value at idx into *out for a declared output type
  * (raises a Lua error when it does not fit). */
 void vkf_lua_to_value(lua_State *L, int idx, const char *type, vkf_value *out);
+/* sample.c: vkf.sample into the table on top of the stack. */
+void vkf_lua_open_sample(lua_State *L);
 
 #endif

@@ -1590,4 +1590,5 @@ void vkf_lua_open_tensor(lua_State *L)
     static const luaL_Reg wfns[] = {{"open", l_weights_open}, {NULL, NULL}};
     luaL_newlib(L, wfns);
     lua_setfield(L, -2, "weights");
+    vkf_lua_open_sample(L);
 }

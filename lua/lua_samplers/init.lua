@@ -19,3 +19,29 @@ vkf.node {
     return samplers.karras(steps, sigma_min, sigma_max, rho)
   end,
 }
+
+vkf.node {
+  name = "LuaSamplerSelect",
+  display_name = "Lua Sampler Select",
+  category = "sampling/custom_sampling/samplers",
+  description = "A sampler written in Lua, for LuaSamplerCustomAdvanced.",
+  inputs = {required = {{"sampler_name", {"euler", "dpmpp_2m"}}}},
+  outputs = {"LUA_SAMPLER"},
+  execute = function(name) return {name = name, fn = samplers[name]} end,
+}
+
+vkf.node {
+  name = "LuaSamplerCustomAdvanced",
+  display_name = "SamplerCustomAdvanced (Lua sampler)",
+  category = "sampling/custom_sampling",
+  description = "SamplerCustomAdvanced whose sampler loop is a Lua function.",
+  inputs = {required = {
+    {"noise", "NOISE"}, {"guider", "GUIDER"}, {"sampler", "LUA_SAMPLER"},
+    {"sigmas", "SIGMAS"}, {"latent_image", "LATENT"},
+  }},
+  outputs = {{"LATENT", name = "output"}, {"LATENT", name = "denoised_output"}},
+  execute = function(noise, guider, sampler, sigmas, latent)
+    return vkf.sample(noise, guider, function(model, x, s) return sampler.fn(model, x, s) end,
+                      sigmas, latent)
+  end,
+}
