@@ -20,6 +20,8 @@ extern const vkf_node_def vkf_node_UNETLoader;
 extern const vkf_node_def vkf_node_CLIPLoader;
 extern const vkf_node_def vkf_node_ModelSamplingDiscrete;
 extern const vkf_node_def vkf_node_CLIPTextEncode;
+extern const vkf_node_def vkf_node_CLIPTextEncodeSDXL;
+extern const vkf_node_def vkf_node_CLIPTextEncodeSDXLRefiner;
 extern const vkf_node_def vkf_node_CLIPSetLastLayer;
 extern const vkf_node_def vkf_node_ConditioningCombine;
 extern const vkf_node_def vkf_node_ConditioningAverage;

@@ -21,6 +21,8 @@ const vkf_node_def *const vkf_builtin_nodes[] = {
     &vkf_node_CLIPLoader,
     &vkf_node_ModelSamplingDiscrete,
     &vkf_node_CLIPTextEncode,
+    &vkf_node_CLIPTextEncodeSDXL,
+    &vkf_node_CLIPTextEncodeSDXLRefiner,
     &vkf_node_CLIPSetLastLayer,
     &vkf_node_ConditioningCombine,
     &vkf_node_ConditioningAverage,

@@ -27,11 +27,12 @@ static const synth_arch_info arches[] = {
     {"sd2-v", VKF_SYNTH_SD2_V, "cond_stage_model.model.", "SD2.x 768-v (v-prediction)"},
     {"sd15-inpaint", VKF_SYNTH_SD15_INPAINT, "cond_stage_model.transformer.",
      "SD1.5 inpainting (9 input channels)"},
+    {"sdxl", VKF_SYNTH_SDXL, "conditioner.embedders.", "SDXL base (CLIP-L + OpenCLIP bigG)"},
 };
 
 static void synth_usage(FILE *f)
 {
-    fputs("usage: vkflow synth-model --arch sd15|sd2|sd2-v|sd15-inpaint --scale full|tiny\n"
+    fputs("usage: vkflow synth-model --arch sd15|sd2|sd2-v|sd15-inpaint|sdxl --scale full|tiny\n"
           "                          --seed N [--dtype f32|f16|bf16] -o FILE\n"
           "  Writes a single-file checkpoint with random weights (a pure function of\n"
           "  the seed) and the key layout of a real one.  --scale full: the real\n"

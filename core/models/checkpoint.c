@@ -39,7 +39,8 @@ static bool is_sd_family(const char *fam)
 {
     /* "UNet" is a CompVis UNet of a size detection does not know (tiny
      * synthesized models); the UNet loader decides from the full shapes. */
-    return !strcmp(fam, "SD1.x") || !strcmp(fam, "SD2.x") || !strcmp(fam, "UNet");
+    return !strcmp(fam, "SD1.x") || !strcmp(fam, "SD2.x") || !strcmp(fam, "UNet") ||
+           !strcmp(fam, "SDXL base") || !strcmp(fam, "SDXL refiner");
 }
 
 /* The family without its size or version suffix: "SDXL base" -> "SDXL",
@@ -111,6 +112,10 @@ int vkf_checkpoint_inspect(const vkf_weights *w, const char *name, vkf_checkpoin
             snprintf(out->clip_prefix, sizeof(out->clip_prefix), "cond_stage_model.transformer.");
         else if (has_prefix(w, "cond_stage_model.model."))
             snprintf(out->clip_prefix, sizeof(out->clip_prefix), "cond_stage_model.model.");
+        else if (has_prefix(w, "conditioner.embedders."))
+            /* SDXL: 0.transformer.text_model (CLIP-L) + 1.model (bigG), or
+             * the refiner's 0.model (bigG) */
+            snprintf(out->clip_prefix, sizeof(out->clip_prefix), "conditioner.embedders.");
         if (has_prefix(w, "first_stage_model."))
             snprintf(out->vae_prefix, sizeof(out->vae_prefix), "first_stage_model.");
         return 0;
@@ -139,6 +144,15 @@ vkf_latent_format vkf_latent_format_sd(void)
     return (vkf_latent_format){.channels = 4, .scale_factor = 0.18215f, .shift = 0.0f};
 }
 
+/* comfy/latent_formats.py SDXL */
+static vkf_latent_format latent_format_of(const vkf_diffusion_model *dm)
+{
+    vkf_latent_format lf = vkf_latent_format_sd();
+    if (!strncmp(dm->arch, "SDXL", 4))
+        lf.scale_factor = 0.13025f;
+    return lf;
+}
+
 int vkf_checkpoint_make_model(vkf_diffusion_model *dm, vkf_model **out)
 {
     *out = NULL;
@@ -148,7 +162,7 @@ int vkf_checkpoint_make_model(vkf_diffusion_model *dm, vkf_model **out)
     int err = vkf_model_sampling_discrete(&ms, dm->prediction, 0.00085, 0.012, 1000, false);
     if (err < 0)
         return err;
-    *out = vkf_model_new(dm, ms, vkf_latent_format_sd());
+    *out = vkf_model_new(dm, ms, latent_format_of(dm));
     if (!*out) {
         vkf_model_sampling_destroy(&ms);
         return VKF_ENOMEM;
@@ -245,7 +259,32 @@ int vkf_checkpoint_load_weights(vkf_gpu *gpu, vkf_weights *w, const char *name, 
             goto fail;
         }
     }
-    if (parts & VKF_CKPT_CLIP) {
+    if ((parts & VKF_CKPT_CLIP) && !strcmp(L->clip_prefix, "conditioner.embedders.")) {
+        /* SDXL (base: CLIP-L + bigG; refiner: bigG alone) */
+        bool base = has_prefix(w, "conditioner.embedders.1.model.");
+        vkf_clip_text *tl = NULL, *tg = NULL;
+        vkf_clip_tokenizer *tok = NULL;
+        err = vkf_clip_text_load(gpu, w, base ? "conditioner.embedders.1.model."
+                                              : "conditioner.embedders.0.model.", &tg, e);
+        if (err >= 0 && base)
+            err = vkf_clip_text_load(gpu, w, "conditioner.embedders.0.transformer.", &tl, e);
+        if (err < 0) {
+            vkf_clip_text_destroy(&tg);
+            with_name(e, err, name, "text encoder");
+            goto fail;
+        }
+        err = vkf_clip_tokenizer_create(&tok);
+        if (err >= 0 && !(out->clip = vkf_clip_new_sdxl(tok, tl, tg)))
+            err = VKF_ENOMEM;
+        if (err < 0) {
+            if (!tok) {
+                vkf_clip_text_destroy(&tl);
+                vkf_clip_text_destroy(&tg);
+            }
+            vkf_errbuf_set(e, err, "%s: %s", name, vkf_strerror(err));
+            goto fail;
+        }
+    } else if (parts & VKF_CKPT_CLIP) {
         vkf_clip_text *text = NULL;
         err = vkf_clip_text_load(gpu, w, L->clip_prefix, &text, e);
         if (err < 0) {

@@ -728,23 +728,43 @@ fail:
  * embedding std 0.02, positions 0.01; LN weights 1; biases std 0.01.
  * Random values depend only on (writer seed, tensor name).
  */
+static int synth_tower(vkf_st_writer *w, const char *prefix, bool open, bool big_g,
+                       vkf_synth_scale scale, vkf_wdtype dtype);
+
+/* SDXL (base): CLIP-L under prefix "0.transformer." and OpenCLIP bigG
+ * (width 1280, 32 layers; tiny: 64, 2) under prefix "1.model.", as in
+ * single files with prefix "conditioner.embedders.". */
 int vkf_synth_clip_text(vkf_st_writer *w, const char *prefix, vkf_synth_arch arch,
                         vkf_synth_scale scale, vkf_wdtype dtype)
 {
-    int err = 0;
-    char base[256], name[512];
     bool open = arch == VKF_SYNTH_SD2 || arch == VKF_SYNTH_SD2_V;
-    if (!w || (arch != VKF_SYNTH_SD15 && arch != VKF_SYNTH_SD15_INPAINT && !open))
+    if (!w || (arch != VKF_SYNTH_SD15 && arch != VKF_SYNTH_SD15_INPAINT && !open &&
+               arch != VKF_SYNTH_SDXL))
         return VKF_EINVAL;
     if (!prefix)
         prefix = "";
+    if (arch == VKF_SYNTH_SDXL) {
+        char p0[256], p1[256];
+        snprintf(p0, sizeof(p0), "%s0.transformer.", prefix);
+        snprintf(p1, sizeof(p1), "%s1.model.", prefix);
+        int err = synth_tower(w, p0, false, false, scale, dtype);
+        return err < 0 ? err : synth_tower(w, p1, true, true, scale, dtype);
+    }
+    return synth_tower(w, prefix, open, false, scale, dtype);
+}
+
+static int synth_tower(vkf_st_writer *w, const char *prefix, bool open, bool big_g,
+                       vkf_synth_scale scale, vkf_wdtype dtype)
+{
+    int err = 0;
+    char base[256], name[512];
     int64_t W, L, M;
     if (scale == VKF_SYNTH_TINY) {
         W = 64;
         L = 2;
     } else {
-        W = open ? 1024 : 768;
-        L = open ? 24 : 12;
+        W = big_g ? 1280 : open ? 1024 : 768;
+        L = big_g ? 32 : open ? 24 : 12;
     }
     M = 4 * W;
     const int64_t V = VKF_CLIP_VOCAB, C = VKF_CLIP_CTX;

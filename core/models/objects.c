@@ -94,6 +94,7 @@ static void clip_destroy(vkf_object *o)
     if (c->shared_refs && __atomic_sub_fetch(c->shared_refs, 1, __ATOMIC_ACQ_REL) == 0) {
         vkf_clip_tokenizer_destroy(&c->tok);
         vkf_clip_text_destroy(&c->text);
+        vkf_clip_text_destroy(&c->text_g);
         vkf_free(c->shared_refs);
     }
     vkf_free(c);
@@ -134,6 +135,26 @@ vkf_clip *vkf_clip_new(vkf_clip_tokenizer *tok, vkf_clip_text *text, int default
     c->default_layer_idx = default_layer_idx;
     c->layer_idx = 0;
     c->pad_with_end = pad_with_end;
+    return c;
+}
+
+vkf_clip *vkf_clip_new_sdxl(vkf_clip_tokenizer *tok, vkf_clip_text *text_l,
+                            vkf_clip_text *text_g)
+{
+    if (!text_g) {
+        vkf_clip_tokenizer_destroy(&tok);
+        vkf_clip_text_destroy(&text_l);
+        return NULL;
+    }
+    /* base: CLIP-L first (pads with EOS); refiner: bigG alone (pads with 0) */
+    vkf_clip *c = text_l ? vkf_clip_new(tok, text_l, -2, true) : vkf_clip_new(tok, text_g, -2, false);
+    if (!c) {
+        if (text_l)
+            vkf_clip_text_destroy(&text_g);
+        return NULL;
+    }
+    c->text_g = text_l ? text_g : NULL;
+    c->sdxl = true;
     return c;
 }
 

@@ -10,6 +10,10 @@
  *     explicit sizes bit for bit, other sizes change the prediction,
  *     batched and one-row-per-forward agree), a 2-step euler txt2img run,
  *     and the refusal without a pooled output.
+ *   - a synthesized tiny SDXL checkpoint (UNet, CLIP-L + bigG, VAE) through
+ *     the executor: CheckpointLoaderSimple, CLIPTextEncodeSDXL (cond
+ *     [1, 77, 64 + 64], pooled [1, 64] from bigG, the node's sizes),
+ *     CLIPTextEncode with the same CLIP, KSampler, VAEDecode, SaveImage.
  * The UNet itself is checked against PyTorch in test_unet (golden sdxl).
  */
 #include <math.h>
@@ -19,7 +23,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "../gpu/gpu_test.h"
+#include "graph/internal.h"
 #include "vkflow/guidance.h"
 #include "vkflow/vkflow.h"
 
@@ -215,11 +222,154 @@ static void test_driver(void)
     unref_obj(m);
 }
 
+/* ---- the graph ---- */
+
+static struct {
+    int runs;
+    int64_t cshape[3], pshape[2];
+    int width, target_h;
+    float lscale;
+} cap;
+
+static int capture_exec(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    (void)ctx;
+    (void)out;
+    vkf_conditioning *c = vkf_value_conditioning(&in[0]);
+    vkf_model *m = vkf_value_model(&in[1]);
+    cap.runs++;
+    if (c && c->n == 1 && c->e[0].cond && c->e[0].pooled) {
+        memcpy(cap.cshape, vkf_tensor_shape(c->e[0].cond), sizeof(cap.cshape));
+        memcpy(cap.pshape, vkf_tensor_shape(c->e[0].pooled), sizeof(cap.pshape));
+        cap.width = c->e[0].width;
+        cap.target_h = c->e[0].target_height;
+    }
+    if (m)
+        cap.lscale = m->latent.scale_factor;
+    return 0;
+}
+
+static const vkf_input_def capture_inputs[] = {
+    {.name = "conditioning", .type = "CONDITIONING"},
+    {.name = "model", .type = "MODEL"},
+};
+
+static const vkf_node_def capture_def = {
+    .name = "TestCaptureCond",
+    .inputs = capture_inputs, .nb_inputs = 2,
+    .flags = VKF_NODE_OUTPUT | VKF_NODE_NOT_IDEMPOTENT,
+    .execute = capture_exec,
+};
+
+static void test_graph(void)
+{
+    char dir[] = "/tmp/vkf_sdxl_graph_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char p[512], models[300], out_dir[300];
+    snprintf(models, sizeof(models), "%s/models", dir);
+    snprintf(out_dir, sizeof(out_dir), "%s/out", dir);
+    mkdir(models, 0755);
+    mkdir(out_dir, 0755);
+    snprintf(p, sizeof(p), "%s/checkpoints", models);
+    mkdir(p, 0755);
+    snprintf(p, sizeof(p), "%s/checkpoints/sdxl_tiny.safetensors", models);
+    vkf_st_writer *sw = NULL;
+    vkf_errbuf e = {{0}};
+    CHECK_OK(vkf_st_writer_create(0x5d72, &sw));
+    CHECK_OK(vkf_synth_unet(sw, "model.diffusion_model.", VKF_SYNTH_SDXL, VKF_SYNTH_TINY,
+                            VKF_WDT_F16));
+    CHECK_OK(vkf_synth_clip_text(sw, "conditioner.embedders.", VKF_SYNTH_SDXL, VKF_SYNTH_TINY,
+                                 VKF_WDT_F16));
+    CHECK_OK(vkf_synth_vae(sw, "first_stage_model.", VKF_SYNTH_TINY, VKF_WDT_F16));
+    CHECK_OK(vkf_st_writer_save(sw, p, &e));
+    vkf_st_writer_destroy(&sw);
+
+    vkf_paths *paths = NULL;
+    vkf_registry *reg = NULL;
+    vkf_executor *ex = NULL;
+    CHECK_OK(vkf_paths_create(&paths, &quiet));
+    CHECK_OK(vkf_paths_add_models_root(paths, models));
+    CHECK_OK(vkf_paths_set_output_dir(paths, out_dir));
+    CHECK_OK(vkf_registry_create(&reg));
+    CHECK_OK(vkf_registry_add(reg, &capture_def));
+    vkf_gpu_params gp = {0};
+    vkf_executor_params ep = {.registry = reg, .paths = paths, .log = &quiet, .gpu_params = &gp};
+    CHECK_OK(vkf_executor_create(&ex, &ep));
+    static const char *json =
+        "{\"1\":{\"class_type\":\"CheckpointLoaderSimple\",\"inputs\":{\"ckpt_name\":"
+        "\"sdxl_tiny.safetensors\"}},"
+        "\"2\":{\"class_type\":\"CLIPTextEncodeSDXL\",\"inputs\":{\"clip\":[\"1\",1],"
+        "\"width\":1024,\"height\":768,\"crop_w\":0,\"crop_h\":16,\"target_width\":1024,"
+        "\"target_height\":1152,\"text_g\":\"a cat on a mat\",\"text_l\":\"a (photo:1.2) of "
+        "a cat\"}},"
+        "\"3\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"clip\":[\"1\",1],"
+        "\"text\":\"blurry\"}},"
+        "\"4\":{\"class_type\":\"EmptyLatentImage\",\"inputs\":{\"width\":48,\"height\":40,"
+        "\"batch_size\":1}},"
+        "\"5\":{\"class_type\":\"KSampler\",\"inputs\":{\"model\":[\"1\",0],\"seed\":1,"
+        "\"steps\":2,\"cfg\":5.0,\"sampler_name\":\"euler\",\"scheduler\":\"normal\","
+        "\"positive\":[\"2\",0],\"negative\":[\"3\",0],\"latent_image\":[\"4\",0],"
+        "\"denoise\":1.0}},"
+        "\"6\":{\"class_type\":\"VAEDecode\",\"inputs\":{\"samples\":[\"5\",0],"
+        "\"vae\":[\"1\",2]}},"
+        "\"7\":{\"class_type\":\"SaveImage\",\"inputs\":{\"images\":[\"6\",0],"
+        "\"filename_prefix\":\"sdxl\"}},"
+        "\"8\":{\"class_type\":\"TestCaptureCond\",\"inputs\":{\"conditioning\":[\"2\",0],"
+        "\"model\":[\"1\",0]}}}";
+    vkf_graph *g = NULL;
+    vkf_load_error le = {0};
+    int err = vkf_load_workflow_json(json, strlen(json), reg, &g, &le);
+    if (err < 0)
+        fprintf(stderr, "load: %s\n", le.message ? le.message : "?");
+    vkf_load_error_clear(&le);
+    CHECK_OK(err);
+    vkf_validation val = {0};
+    char *msg = NULL;
+    err = g ? vkf_executor_run(ex, g, &val, &msg) : VKF_EINVAL;
+    if (err)
+        fprintf(stderr, "run: %s %s\n", vkf_strerror(err), msg ? msg : "");
+    for (int n = 0; n < val.nb_node_errors; n++)
+        for (int k = 0; k < val.node_errors[n].nb_errors; k++)
+            fprintf(stderr, "  %s: %s\n", val.node_errors[n].errors[k].message,
+                    val.node_errors[n].errors[k].details);
+    CHECK(err == 0);
+    vkf_free(msg);
+    vkf_validation_clear(&val);
+    vkf_graph_free(&g);
+    CHECK(cap.runs == 1);
+    CHECK(cap.cshape[0] == 1 && cap.cshape[1] == 77 && cap.cshape[2] == 128);
+    CHECK(cap.pshape[0] == 1 && cap.pshape[1] == 64);
+    CHECK(cap.width == 1024 && cap.target_h == 1152);
+    CHECK(cap.lscale == 0.13025f);
+    /* the saved image: 48 x 40 (PNG IHDR) */
+    snprintf(p, sizeof(p), "%s/sdxl_00001_.png", out_dir);
+    FILE *f = fopen(p, "rb");
+    unsigned char hd[24] = {0};
+    CHECK(f && fread(hd, 1, 24, f) == 24);
+    if (f)
+        fclose(f);
+    unsigned wpx = (unsigned)hd[16] << 24 | (unsigned)hd[17] << 16 | (unsigned)hd[18] << 8 | hd[19];
+    unsigned hpx = (unsigned)hd[20] << 24 | (unsigned)hd[21] << 16 | (unsigned)hd[22] << 8 | hd[23];
+    CHECK(wpx == 48 && hpx == 40);
+    unlink(p);
+    vkf_executor_destroy(&ex);
+    vkf_registry_destroy(&reg);
+    vkf_paths_destroy(&paths);
+    snprintf(p, sizeof(p), "%s/checkpoints/sdxl_tiny.safetensors", models);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/checkpoints", models);
+    rmdir(p);
+    rmdir(models);
+    rmdir(out_dir);
+    rmdir(dir);
+}
+
 int main(void)
 {
     quiet = (vkf_log){.level = VKF_LOG_ERROR};
     gpu = gt_gpu_open((vkf_gpu_params){0});
     test_adm_golden();
     test_driver();
+    test_graph();
     return gt_finish(&gpu);
 }

@@ -3,7 +3,9 @@
  * load_checkpoint_guess_config (CheckpointLoaderSimple), load_diffusion_model
  * (UNETLoader) and load_clip (CLIPLoader), for the families vkflow runs.
  *
- * Supported: SD1.x and SD2.x (eps and v), single-file CompVis/A1111
+ * Supported: SD1.x and SD2.x (eps and v), SDXL base and refiner single
+ * files (conditioner.embedders.*; latent scale 0.13025; CLIP from
+ * vkf_clip_new_sdxl), single-file CompVis/A1111
  * checkpoints (model.diffusion_model. / cond_stage_model.transformer. or
  * cond_stage_model.model. / first_stage_model.) and diffusers pipeline
  * folders (unet/ text_encoder/ vae/).  Anything else is refused with

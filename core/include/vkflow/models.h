@@ -313,6 +313,12 @@ typedef struct vkf_clip {
     int layer_idx;            /* CLIPSetLastLayer: 0 = ComfyUI default */
     int default_layer_idx;    /* SD1: 0 ("last"); SD2: -2 (penultimate) */
     bool pad_with_end;
+    /* SDXL (comfy/sdxl_clip.py): base = text (CLIP-L, pad with EOS) +
+     * text_g (OpenCLIP bigG, pad with 0), hidden states concatenated, pooled
+     * from bigG; refiner = text (bigG) alone.  Both use layer -2 without
+     * final_layer_norm (layer_norm_hidden_state False). */
+    vkf_clip_text *text_g;    /* shared like text; NULL unless SDXL base */
+    bool sdxl;                /* layer_norm_hidden_state False (SDXL towers) */
 } vkf_clip;
 
 /* VAE */
@@ -408,6 +414,11 @@ vkf_model *vkf_model_clone(const vkf_model *m);
 vkf_clip *vkf_clip_new(vkf_clip_tokenizer *tok, vkf_clip_text *text, int default_layer_idx,
                        bool pad_with_end); /* takes ownership of tok, text */
 vkf_clip *vkf_clip_clone(const vkf_clip *c);
+/* SDXL CLIP: text_l (may be NULL: the refiner's bigG alone) and text_g
+ * (required); layer -2, no final norm on the hidden layer.  Takes
+ * ownership of all three (freed on failure). */
+vkf_clip *vkf_clip_new_sdxl(vkf_clip_tokenizer *tok, vkf_clip_text *text_l,
+                            vkf_clip_text *text_g);
 vkf_vae *vkf_vae_new(vkf_vae_model *m /* ref taken */);
 vkf_conditioning *vkf_conditioning_new(int n);     /* entries zeroed with defaults */
 /* Deep copy of the entry list; tensors referenced. */
