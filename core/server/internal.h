@@ -63,6 +63,10 @@ struct vkf_app {
 
 /* Sets the message sink (before the worker starts). */
 void vkf_app_set_sink(vkf_app *app, vkf_app_send_fn send, void *priv);
+/* /view?preview=FORMAT[;QUALITY]: the file's first image re-encoded as
+ * WebP or JPEG (view_convert.c).  *out vkf_malloc'ed. */
+int vkf_view_convert(const char *path, const char *preview, const char *channel,
+                     char **out, size_t *out_len, const char **content_type);
 /* Sets the binary sink (same priv as the text sink). */
 void vkf_app_set_bin_sink(vkf_app *app, vkf_app_send_bin_fn send_bin);
 /* Takes ownership of item; the queue orders it. */

@@ -785,6 +785,25 @@ static int get_view(vkf_app *app, const vkf_http_request *req, const char *arg,
         resp->attachment = true;
     }
     VKF_CHECK_ALLOC(resp->file_name = vkf_strdup(base));
+    const char *preview = vkf_http_query_get(&req->query, "preview");
+    if (preview && !dangerous && !strncmp(resp->content_type, "image/", 6)) {
+        /* re-encoded for display; a file FFmpeg cannot read goes out as is */
+        char *body = NULL;
+        size_t len = 0;
+        const char *ct = NULL;
+        int cerr = vkf_view_convert(file, preview, vkf_http_query_get(&req->query, "channel"),
+                                    &body, &len, &ct);
+        if (cerr == VKF_ENOMEM) {
+            err = cerr;
+            goto done;
+        }
+        if (cerr == 0) {
+            resp->body = body;
+            resp->body_len = len;
+            resp->content_type = ct;
+            goto done;
+        }
+    }
     resp->file_path = file;
     file = NULL;
     goto done;

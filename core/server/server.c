@@ -310,6 +310,17 @@ static int collect_query(struct lws *wsi, pss *s)
         int n = lws_hdr_copy_fragment(wsi, buf, sizeof(buf), WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n < 0)
             break;
+        /* libwebsockets also splits at ';', which ComfyUI's clients send
+         * unescaped inside values (/view?preview=webp;90): a piece without
+         * '=' continues the previous value. */
+        if (!strchr(buf, '=') && s->nq > 0) {
+            char *joined = vkf_asprintf("%s;%s", s->qv[s->nq - 1], buf);
+            if (!joined)
+                return VKF_ENOMEM;
+            vkf_free(s->qv[s->nq - 1]);
+            s->qv[s->nq - 1] = joined;
+            continue;
+        }
         char **qn = vkf_realloc(s->qn, sizeof(*qn) * (size_t)(s->nq + 1));
         if (!qn)
             return VKF_ENOMEM;

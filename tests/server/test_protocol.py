@@ -317,6 +317,27 @@ try:
     check(st == 200 and h["content-type"] == "image/jpeg", "/view type=input")
     st, h, body = request(P, "GET", "/view?filename=in.jpg%20%5Binput%5D")
     check(st == 200 and body == b"jpg", "/view ' [input]' suffix")
+    # preview=FORMAT;QUALITY re-encodes a real image (';' unescaped, as the
+    # ComfyUI frontend sends it); an unreadable image goes out unchanged
+    import struct, zlib
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    raw = b"".join(b"\0" + bytes((x * 16 + y * 7) & 255 for x in range(16) for _ in range(3))
+                   for y in range(8))
+    real = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 16, 8, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with open(srv.path("output", "real.png"), "wb") as f:
+        f.write(real)
+    st, h, body = request(P, "GET", "/view?filename=real.png&preview=webp;50")
+    check(st == 200 and h["content-type"] == "image/webp" and body[:4] == b"RIFF"
+          and body[8:12] == b"WEBP", "/view preview=webp;50")
+    st, h, body = request(P, "GET", "/view?filename=real.png&preview=jpeg;90&type=output")
+    check(st == 200 and h["content-type"] == "image/jpeg" and body[:2] == b"\xff\xd8",
+          "/view preview=jpeg;90")
+    st, h, b5 = request(P, "GET", "/view?filename=real.png&preview=jpeg%3B5")
+    check(st == 200 and b5[:2] == b"\xff\xd8" and len(b5) <= len(body), "/view jpeg quality")
+    st, h, body = request(P, "GET", "/view?filename=a.png&preview=webp;90")
+    check(st == 200 and body == png, "/view preview of an unreadable image: the file as is")
     st, h, body = request(P, "GET", "/view?filename=t.json&type=temp")
     check(st == 200 and body == b"{}", "/view type=temp")
     st, h, body = request(P, "GET", "/view?filename=x.html")
