@@ -277,6 +277,57 @@ const vkf_node_def vkf_node_CLIPLoader = {
     .fingerprint = clip_fingerprint,
 };
 
+/* ---- DualCLIPLoader (type sdxl) ------------------------------------------- */
+
+static const char *const dual_types[] = {"sdxl", "sd3", "flux", "hunyuan_video", "hidream",
+                                         "hunyuan_image", "hunyuan_video_15", "kandinsky5",
+                                         "kandinsky5_image", "newbie", NULL};
+
+static int dual_clip_execute(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    const char *type = in[2].u.s;
+    if (strcmp(type, "sdxl"))
+        return vkf_exec_error(ctx, "DualCLIPLoader type '%s' is not supported yet; vkflow "
+                              "loads SDXL's CLIP-L + OpenCLIP-bigG with type 'sdxl'", type);
+    char *p1 = NULL, *p2 = NULL;
+    vkf_gpu *gpu = NULL;
+    int err = resolve(ctx, "text_encoders", in[0].u.s, &p1);
+    if (err >= 0)
+        err = resolve(ctx, "text_encoders", in[1].u.s, &p2);
+    if (err >= 0)
+        err = vkf_exec_gpu(ctx, &gpu);
+    vkf_clip *c = NULL;
+    vkf_errbuf e = {{0}};
+    if (err >= 0)
+        err = vkf_text_encoder_load_sdxl(gpu, p1, p2, vkf_exec_log(ctx), &c, &e);
+    vkf_free(p1);
+    vkf_free(p2);
+    if (err == VKF_ENOMEM || err == VKF_EDEVICE_OOM)
+        return err;
+    if (err < 0)
+        return e.msg[0] ? vkf_exec_error(ctx, "%s", e.msg) : err;
+    vkf_value_set_object(&out[0], &c->obj);
+    return 0;
+}
+
+static const vkf_input_def dual_clip_inputs[] = {
+    {.name = "clip_name1", .type = VKF_T_COMBO, .model_folder = "text_encoders"},
+    {.name = "clip_name2", .type = VKF_T_COMBO, .model_folder = "text_encoders"},
+    {.name = "type", .type = VKF_T_COMBO, .options = dual_types},
+    {.name = "device", .type = VKF_T_COMBO, .flags = VKF_IN_OPTIONAL, .options = clip_devices},
+};
+
+const vkf_node_def vkf_node_DualCLIPLoader = {
+    .name = "DualCLIPLoader",
+    .category = "advanced/loaders",
+    .description = "Loads two text encoders.  Type sdxl: CLIP-L + OpenCLIP-bigG in either "
+                   "order.",
+    .python_module = "nodes",
+    .inputs = dual_clip_inputs, .nb_inputs = 4,
+    .outputs = clip_output, .nb_outputs = 1,
+    .execute = dual_clip_execute,
+};
+
 /* ---- ModelSamplingDiscrete ----------------------------------------------- */
 
 static const char *const msd_samplings[] = {"eps", "v_prediction", "lcm", "x0", "img_to_img",

@@ -18,6 +18,7 @@ extern const vkf_node_def vkf_node_CheckpointLoaderSimple;
 extern const vkf_node_def vkf_node_CheckpointLoader;
 extern const vkf_node_def vkf_node_UNETLoader;
 extern const vkf_node_def vkf_node_CLIPLoader;
+extern const vkf_node_def vkf_node_DualCLIPLoader;
 extern const vkf_node_def vkf_node_ModelSamplingDiscrete;
 extern const vkf_node_def vkf_node_CLIPTextEncode;
 extern const vkf_node_def vkf_node_CLIPTextEncodeSDXL;

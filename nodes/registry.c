@@ -19,6 +19,7 @@ const vkf_node_def *const vkf_builtin_nodes[] = {
     &vkf_node_CheckpointLoader,
     &vkf_node_UNETLoader,
     &vkf_node_CLIPLoader,
+    &vkf_node_DualCLIPLoader,
     &vkf_node_ModelSamplingDiscrete,
     &vkf_node_CLIPTextEncode,
     &vkf_node_CLIPTextEncodeSDXL,

@@ -457,3 +457,52 @@ done:
     vkf_weights_close(&w);
     return err;
 }
+
+int vkf_text_encoder_load_sdxl(vkf_gpu *gpu, const char *path1, const char *path2,
+                               const vkf_log *log, vkf_clip **out, vkf_errbuf *e)
+{
+    *out = NULL;
+    const char *paths[2] = {path1, path2};
+    vkf_clip_text *t[2] = {NULL, NULL};
+    int err = 0;
+    for (int i = 0; i < 2 && err >= 0; i++) {
+        vkf_weights *w = NULL;
+        if ((err = open_weights(paths[i], log, &w, e)) < 0)
+            break;
+        const char *name = base_name(paths[i]);
+        vkf_detect_result d;
+        vkf_weights_detect(w, &d);
+        const char *prefix = has_prefix(w, "text_model.") ? ""
+                             : has_prefix(w, "transformer.resblocks.") ? ""
+                             : d.prefix;
+        err = vkf_clip_text_load(gpu, w, prefix, &t[i], e);
+        if (err < 0)
+            with_name(e, err, name, "text encoder");
+        vkf_weights_close(&w);
+    }
+    if (err >= 0) {
+        bool l0 = vkf_clip_text_get_config(t[0])->kind == VKF_CLIP_L;
+        bool l1 = vkf_clip_text_get_config(t[1])->kind == VKF_CLIP_L;
+        if (l0 == l1)
+            err = vkf_errbuf_set(e, VKF_EUNSUPPORTED,
+                                 "DualCLIPLoader type sdxl needs one CLIP-L and one "
+                                 "OpenCLIP-bigG text encoder; %s and %s are both %s",
+                                 base_name(path1), base_name(path2),
+                                 l0 ? "CLIP-L" : "OpenCLIP towers");
+        if (err >= 0) {
+            vkf_clip_tokenizer *tok = NULL;
+            err = vkf_clip_tokenizer_create(&tok);
+            if (err >= 0) {
+                *out = vkf_clip_new_sdxl(tok, l0 ? t[0] : t[1], l0 ? t[1] : t[0]);
+                t[0] = t[1] = NULL;   /* owned (or freed) by vkf_clip_new_sdxl */
+                if (!*out)
+                    err = VKF_ENOMEM;
+            }
+            if (err < 0)
+                vkf_errbuf_set(e, err, "DualCLIPLoader: %s", vkf_strerror(err));
+        }
+    }
+    vkf_clip_text_destroy(&t[0]);
+    vkf_clip_text_destroy(&t[1]);
+    return err;
+}

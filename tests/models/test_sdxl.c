@@ -352,6 +352,48 @@ static void test_graph(void)
     unsigned hpx = (unsigned)hd[20] << 24 | (unsigned)hd[21] << 16 | (unsigned)hd[22] << 8 | hd[23];
     CHECK(wpx == 48 && hpx == 40);
     unlink(p);
+
+    /* DualCLIPLoader type sdxl: bigG and CLIP-L files, bigG given first */
+    snprintf(p, sizeof(p), "%s/text_encoders", models);
+    mkdir(p, 0755);
+    static const char *const te[2] = {"g.safetensors", "l.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof(p), "%s/text_encoders/%s", models, te[i]);
+        CHECK_OK(vkf_st_writer_create(0x5d73 + (uint64_t)i, &sw));
+        CHECK_OK(vkf_synth_clip_text(sw, "", i ? VKF_SYNTH_SD15 : VKF_SYNTH_SD2, VKF_SYNTH_TINY,
+                                     VKF_WDT_F16));
+        CHECK_OK(vkf_st_writer_save(sw, p, &e));
+        vkf_st_writer_destroy(&sw);
+    }
+    static const char *dual =
+        "{\"1\":{\"class_type\":\"CheckpointLoaderSimple\",\"inputs\":{\"ckpt_name\":"
+        "\"sdxl_tiny.safetensors\"}},"
+        "\"2\":{\"class_type\":\"DualCLIPLoader\",\"inputs\":{\"clip_name1\":"
+        "\"g.safetensors\",\"clip_name2\":\"l.safetensors\",\"type\":\"sdxl\"}},"
+        "\"3\":{\"class_type\":\"CLIPTextEncode\",\"inputs\":{\"clip\":[\"2\",0],"
+        "\"text\":\"a cat\"}},"
+        "\"8\":{\"class_type\":\"TestCaptureCond\",\"inputs\":{\"conditioning\":[\"3\",0],"
+        "\"model\":[\"1\",0]}}}";
+    memset(&cap, 0, sizeof(cap));
+    err = vkf_load_workflow_json(dual, strlen(dual), reg, &g, &le);
+    vkf_load_error_clear(&le);
+    CHECK_OK(err);
+    msg = NULL;
+    err = g ? vkf_executor_run(ex, g, &val, &msg) : VKF_EINVAL;
+    if (err)
+        fprintf(stderr, "dual run: %s %s\n", vkf_strerror(err), msg ? msg : "");
+    CHECK(err == 0);
+    vkf_free(msg);
+    vkf_validation_clear(&val);
+    vkf_graph_free(&g);
+    CHECK(cap.runs == 1 && cap.cshape[1] == 77 && cap.cshape[2] == 128 && cap.pshape[1] == 64);
+    CHECK(cap.width == 0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof(p), "%s/text_encoders/%s", models, te[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof(p), "%s/text_encoders", models);
+    rmdir(p);
     vkf_executor_destroy(&ex);
     vkf_registry_destroy(&reg);
     vkf_paths_destroy(&paths);

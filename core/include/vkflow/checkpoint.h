@@ -89,6 +89,13 @@ int vkf_diffusion_model_load_file(vkf_gpu *gpu, const char *path, const vkf_log 
  */
 int vkf_text_encoder_load_file(vkf_gpu *gpu, const char *path, const vkf_log *log,
                                vkf_clip **out, vkf_errbuf *e);
+/*
+ * DualCLIPLoader type "sdxl": one CLIP-L and one OpenCLIP-bigG text
+ * encoder file, in either order (told apart by the tower kind: quick-GELU
+ * CLIP-L vs the GELU OpenCLIP tower) → the SDXL CLIP (vkf_clip_new_sdxl).
+ */
+int vkf_text_encoder_load_sdxl(vkf_gpu *gpu, const char *path1, const char *path2,
+                               const vkf_log *log, vkf_clip **out, vkf_errbuf *e);
 
 /* The pieces, for loaders that assemble objects themselves. */
 /* MODEL for an SD1.x/SD2.x diffusion model: discrete sampling with the
