@@ -368,14 +368,12 @@ static const char *const dual_styles[] = {"regular", "nested", NULL};
 
 static int dual_guider_execute(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
 {
-    /* vkf_guider has no field for the nested style yet: refuse it rather
-     * than run the regular formula in its place. */
-    if (in[6].kind == VKF_VAL_STRING && !strcmp(in[6].u.s, "nested"))
-        return vkf_exec_error(ctx, "DualCFGGuider: style \"nested\" is not supported yet; "
-                                   "use \"regular\"");
-    return guider_out(ctx, "DualCFGGuider", vkf_value_model(&in[0]),
-                      vkf_value_conditioning(&in[1]), vkf_value_conditioning(&in[3]),
-                      vkf_value_conditioning(&in[2]), in[4].u.f, in[5].u.f, true, &out[0]);
+    int err = guider_out(ctx, "DualCFGGuider", vkf_value_model(&in[0]),
+                         vkf_value_conditioning(&in[1]), vkf_value_conditioning(&in[3]),
+                         vkf_value_conditioning(&in[2]), in[4].u.f, in[5].u.f, true, &out[0]);
+    if (err == 0 && in[6].kind == VKF_VAL_STRING && !strcmp(in[6].u.s, "nested"))
+        vkf_value_guider(&out[0])->nested = true;
+    return err;
 }
 
 static const vkf_input_def dual_guider_inputs[] = {

@@ -683,6 +683,7 @@ void vkf_guide_spec_from_guider(const vkf_guider *gd, vkf_guide_spec *out)
     out->cfg = gd->cfg;
     out->cfg2 = gd->cfg_cond2_negative;
     out->dual = gd->dual;
+    out->nested = gd->dual && gd->nested;
 }
 
 int vkf_guidance_create(const vkf_guide_spec *spec, const int64_t *shape, int ndim,

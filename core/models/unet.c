@@ -843,12 +843,9 @@ static int ld_conv(ld *L, const char *base, int64_t co, int64_t ci, int ks, ulin
     char key[256];
     put(key, sizeof(key), "%s.weight", base);
     VKF_TRY(ld_tensor(L, key, 4, (int64_t[]){co, ci, ks, ks}, &out->w));
-    {   /* conv-only weights: the kernel's own layout (ops/conv.c) */
-        vkf_tensor *pw = NULL;
-        VKF_TRY(vkf_op_conv2d_prepack(L->gpu, out->w, &pw));
-        vkf_tensor_unref(&out->w);
-        out->w = pw;
-    }
+    /* vkf_op_conv2d_prepack is not used here yet: it gains 1-3 % per UNet
+     * forward on lavapipe and leaked under the allocation-failure sweep of
+     * test_checkpoint (docs/performance.md). */
     put(key, sizeof(key), "%s.bias", base);
     VKF_TRY(ld_tensor(L, key, 1, (int64_t[]){co}, &out->b));
 fail:

@@ -1325,24 +1325,23 @@ static void test_nodes(void)
                   ks->n, false, NULL);
     check_captured(0, want, 2 * 4 * 6 * 8, "DualCFGGuider");
     free(want);
+    /* the same with style "nested" */
+    char *sty = strstr(json, "\"regular\"");
+    CHECK(sty != NULL);
+    if (sty) {
+        char tail[4096];
+        snprintf(tail, sizeof(tail), "%s", sty + strlen("\"regular\""));
+        snprintf(sty, sizeof(json) - (size_t)(sty - json), "\"nested\"%s", tail);
+    }
+    CHECK(run_prompt(reg, ex, json) == 0);
+    dual.nested = true;
+    want = expect(g, &dual, 5, 2, 6, 8, (vkf_noise_spec){.seed = 11}, 11, NULL, so, ks->s,
+                  ks->n, false, NULL);
+    check_captured(0, want, 2 * 4 * 6 * 8, "DualCFGGuider nested");
+    free(want);
     unref_obj(ks);
     unref_obj(so);
 
-    /* DualCFGGuider "nested" is refused with a message */
-    snprintf(json, sizeof(json),
-             "{" COMMON_NODES
-             "\"10\": {\"class_type\": \"DualCFGGuider\", \"inputs\": {\"model\": [\"1\", 0], "
-             "\"cond1\": [\"2\", 0], \"cond2\": [\"3\", 0], \"negative\": [\"3\", 0], "
-             "\"cfg_conds\": 8.0, \"cfg_cond2_negative\": 8.0, \"style\": \"nested\"}},"
-             "\"12\": {\"class_type\": \"TestSampler\", \"inputs\": {}},"
-             "\"13\": {\"class_type\": \"TestSigmas\", \"inputs\": {\"steps\": 2}},"
-             "\"20\": {\"class_type\": \"DisableNoise\", \"inputs\": {}},"
-             "\"21\": {\"class_type\": \"SamplerCustomAdvanced\", \"inputs\": {\"noise\": "
-             "[\"20\", 0], \"guider\": [\"10\", 0], \"sampler\": [\"12\", 0], \"sigmas\": "
-             "[\"13\", 0], \"latent_image\": [\"5\", 0]}},"
-             "\"22\": {\"class_type\": \"CapLatent\", \"inputs\": {\"v\": [\"21\", 0], \"slot\": 3}}"
-             "}");
-    CHECK(run_prompt(reg, ex, json) < 0);
     vkf_model_sampling_destroy(&ms);
 done:
     for (size_t i = 0; i < VKF_ARRAY_SIZE(captured); i++)
