@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "nodes.h"
+#include "save_naming.h"
 #include "vkflow/paths.h"
 #include "vkflow/types.h"
 
@@ -524,154 +525,6 @@ static void sb_add(sbuf *b, const char *s, size_t n)
     b->s[b->n] = 0;
 }
 
-/* %width%, %height%, %year% ... as folder_paths.compute_vars (local time). */
-static char *expand_prefix(const char *prefix, int64_t w, int64_t h)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    struct { const char *key; char val[24]; } vars[8] = {
-        {"%width%", ""}, {"%height%", ""}, {"%year%", ""}, {"%month%", ""},
-        {"%day%", ""}, {"%hour%", ""}, {"%minute%", ""}, {"%second%", ""},
-    };
-    snprintf(vars[0].val, sizeof(vars[0].val), "%lld", (long long)w);
-    snprintf(vars[1].val, sizeof(vars[1].val), "%lld", (long long)h);
-    snprintf(vars[2].val, sizeof(vars[2].val), "%d", tm.tm_year + 1900);
-    snprintf(vars[3].val, sizeof(vars[3].val), "%02d", tm.tm_mon + 1);
-    snprintf(vars[4].val, sizeof(vars[4].val), "%02d", tm.tm_mday);
-    snprintf(vars[5].val, sizeof(vars[5].val), "%02d", tm.tm_hour);
-    snprintf(vars[6].val, sizeof(vars[6].val), "%02d", tm.tm_min);
-    snprintf(vars[7].val, sizeof(vars[7].val), "%02d", tm.tm_sec);
-    sbuf b = {0};
-    sb_add(&b, "", 0);
-    for (const char *p = prefix; *p;) {
-        size_t k = 0;
-        if (*p == '%')
-            for (; k < VKF_ARRAY_SIZE(vars); k++)
-                if (!strncmp(p, vars[k].key, strlen(vars[k].key)))
-                    break;
-        if (*p == '%' && k < VKF_ARRAY_SIZE(vars)) {
-            sb_add(&b, vars[k].val, strlen(vars[k].val));
-            p += strlen(vars[k].key);
-        } else {
-            sb_add(&b, p++, 1);
-        }
-    }
-    if (b.oom) {
-        vkf_free(b.s);
-        return NULL;
-    }
-    return b.s;
-}
-
-/* os.path.normpath: drops "." and empty components, resolves "a/.." pairs;
- * a leading ".." or "/" stays (and is refused by vkf_paths_output_file). */
-static char *norm_prefix(const char *s)
-{
-    size_t len = strlen(s);
-    char *out = vkf_malloc(len + 2), *tmp = vkf_strdup(s);
-    char **parts = vkf_calloc(len + 1, sizeof(*parts));
-    if (!out || !tmp || !parts) {
-        vkf_free(out);
-        vkf_free(tmp);
-        vkf_free(parts);
-        return NULL;
-    }
-    for (char *p = tmp; *p; p++)
-        if (*p == '\\')
-            *p = '/';
-    bool abs = tmp[0] == '/';
-    size_t np = 0;
-    char *save = NULL;
-    for (char *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-        if (!strcmp(c, "."))
-            continue;
-        if (!strcmp(c, "..") && np && strcmp(parts[np - 1], ".."))
-            np--;
-        else if (!(abs && !np && !strcmp(c, "..")))
-            parts[np++] = c;
-    }
-    size_t n = 0;
-    if (abs)
-        out[n++] = '/';
-    for (size_t i = 0; i < np; i++) {
-        if (i)
-            out[n++] = '/';
-        size_t cl = strlen(parts[i]);
-        memcpy(out + n, parts[i], cl);
-        n += cl;
-    }
-    if (n == 0)
-        out[n++] = '.';
-    out[n] = 0;
-    vkf_free(tmp);
-    vkf_free(parts);
-    return out;
-}
-
-/* folder_paths.get_save_image_path's counter: 1 + the highest number of
- * "<stem>_<digits>_..." entries in dir. */
-static int next_counter(const char *dir, const char *stem)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 1;
-    size_t sl = strlen(stem);
-    long best = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *n = e->d_name;
-        if (strncmp(n, stem, sl) || n[sl] != '_')
-            continue;
-        const char *p = n + sl + 1;
-        const char *end = strchr(p, '_');
-        size_t dl = end ? (size_t)(end - p) : strlen(p);
-        long v = 0;
-        bool digits = dl > 0 && dl < 10;
-        for (size_t i = 0; digits && i < dl; i++)
-            digits = p[i] >= '0' && p[i] <= '9';
-        for (size_t i = 0; digits && i < dl; i++)
-            v = v * 10 + (p[i] - '0');
-        if (digits && v > best)
-            best = v;
-    }
-    closedir(d);
-    return (int)best + 1;
-}
-
-/* JSON with non-ASCII characters as \uXXXX (Python's ensure_ascii), so the
- * text fits a Latin-1 tEXt chunk. */
-static char *ascii_json(const char *s)
-{
-    sbuf b = {0};
-    sb_add(&b, "", 0);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        if (*p < 0x80) {
-            sb_add(&b, (const char *)p++, 1);
-            continue;
-        }
-        uint32_t cp;
-        int extra = *p >= 0xf0 ? 3 : *p >= 0xe0 ? 2 : *p >= 0xc0 ? 1 : 0;
-        cp = extra == 3 ? *p & 7u : extra == 2 ? *p & 15u : extra == 1 ? *p & 31u : 0xfffd;
-        p++;
-        for (int i = 0; i < extra && (*p & 0xc0) == 0x80; i++)
-            cp = cp << 6 | (*p++ & 0x3fu);
-        char esc[16];
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            snprintf(esc, sizeof(esc), "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-        } else {
-            snprintf(esc, sizeof(esc), "\\u%04x", cp);
-        }
-        sb_add(&b, esc, strlen(esc));
-    }
-    if (b.oom) {
-        vkf_free(b.s);
-        return NULL;
-    }
-    return b.s;
-}
 
 typedef struct png_dst {
     vkf_atomic_file *file;
@@ -790,9 +643,9 @@ static int save_common(vkf_exec_ctx *ctx, const vkf_value *in, bool temp)
     char msg[200];
     int err = 0;
 
-    expanded = strchr(prefix, '%') ? expand_prefix(prefix, W, H) : vkf_strdup(prefix);
+    expanded = strchr(prefix, '%') ? vkf_save_expand_vars(prefix, W, H) : vkf_strdup(prefix);
     VKF_CHECK_ALLOC(expanded);
-    normed = norm_prefix(expanded);
+    normed = vkf_save_normpath(expanded);
     VKF_CHECK_ALLOC(normed);
     const char *slash = strrchr(normed, '/');
     const char *stem = slash ? slash + 1 : normed;
@@ -818,17 +671,17 @@ static int save_common(vkf_exec_ctx *ctx, const vkf_value *in, bool temp)
         goto fail;
     }
     *strrchr(dirpath, '/') = 0;
-    int counter = next_counter(dirpath, stem);
+    int counter = vkf_save_next_counter(dirpath, stem);
 
     const char *pj = vkf_exec_prompt_json(ctx), *wj = vkf_exec_workflow_json(ctx);
     if (pj) {
-        prompt = ascii_json(pj);
+        prompt = vkf_json_ensure_ascii(pj);
         VKF_CHECK_ALLOC(prompt);
         text[j.ntext++] = (png_text){.compression = PNG_TEXT_COMPRESSION_NONE,
                                      .key = "prompt", .text = prompt};
     }
     if (wj) {
-        workflow = ascii_json(wj);
+        workflow = vkf_json_ensure_ascii(wj);
         VKF_CHECK_ALLOC(workflow);
         text[j.ntext++] = (png_text){.compression = PNG_TEXT_COMPRESSION_NONE,
                                      .key = "workflow", .text = workflow};

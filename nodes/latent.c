@@ -15,6 +15,7 @@
 
 #include "cond_latent.h"
 #include "nodes.h"
+#include "save_naming.h"
 #include "vkflow/models.h"
 #include "vkflow/paths.h"
 #include "vkflow/types.h"
@@ -782,35 +783,6 @@ const vkf_node_def vkf_node_SetLatentNoiseMask = {
 
 /* ---- SaveLatent ---------------------------------------------------------------- */
 
-/* folder_paths.get_save_image_path's counter: 1 + the highest number N of
- * the "<stem>_N_..." entries in dir. */
-static int next_counter(const char *dir, const char *stem)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 1;
-    size_t sl = strlen(stem);
-    long best = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *n = e->d_name;
-        if (strncmp(n, stem, sl) || n[sl] != '_')
-            continue;
-        const char *p = n + sl + 1;
-        size_t dl = strcspn(p, "_");
-        bool digits = dl > 0 && dl < 10;
-        long v = 0;
-        for (size_t i = 0; digits && i < dl; i++) {
-            digits = p[i] >= '0' && p[i] <= '9';
-            v = v * 10 + (p[i] - '0');
-        }
-        if (digits && v > best)
-            best = v;
-    }
-    closedir(d);
-    return (int)best + 1;
-}
-
 /* %year% ... as compute_vars (width and height are 0 for latents). */
 static void expand_vars(const char *in, char *out, size_t size)
 {
@@ -908,7 +880,7 @@ static int save_latent(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
         goto fail;
     }
     *strrchr(dirpath, '/') = 0;
-    VKF_CHECK_ALLOC(fname = vkf_asprintf("%s_%05d_.latent", stem, next_counter(dirpath, stem)));
+    VKF_CHECK_ALLOC(fname = vkf_asprintf("%s_%05d_.latent", stem, vkf_save_next_counter(dirpath, stem)));
     VKF_TRY(vkf_paths_output_file(paths, false, subfolder, fname, &full));
 
     vkf_tensor *t = l->samples;

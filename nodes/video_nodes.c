@@ -21,74 +21,10 @@
 #include <zlib.h>
 
 #include "nodes.h"
+#include "save_naming.h"
 #include "vkflow/media.h"
 #include "vkflow/paths.h"
 #include "vkflow/types.h"
-
-/* ---- small helpers ------------------------------------------------------------ */
-
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    bool oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const void *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = (b->n + n + 1) * 2;
-        char *ns = vkf_realloc(b->s, cap);
-        if (!ns) {
-            b->oom = true;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = 0;
-}
-
-static char *sb_take(sbuf *b)
-{
-    sb_add(b, "", 0);
-    if (b->oom) {
-        vkf_free(b->s);
-        return NULL;
-    }
-    return b->s;
-}
-
-/* json.dumps' ensure_ascii: non-ASCII as \uXXXX (surrogate pairs above the
- * BMP), so the text fits EXIF ASCII and Latin-1 chunks. */
-static char *ascii_json(const char *s)
-{
-    sbuf b = {0};
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        if (*p < 0x80) {
-            sb_add(&b, p++, 1);
-            continue;
-        }
-        int extra = *p >= 0xf0 ? 3 : *p >= 0xe0 ? 2 : *p >= 0xc0 ? 1 : 0;
-        uint32_t cp = extra == 3 ? *p & 7u : extra == 2 ? *p & 15u : extra == 1 ? *p & 31u : 0xfffd;
-        p++;
-        for (int i = 0; i < extra && (*p & 0xc0) == 0x80; i++)
-            cp = cp << 6 | (*p++ & 0x3fu);
-        char esc[16];
-        if (cp >= 0x10000) {
-            cp -= 0x10000;
-            snprintf(esc, sizeof(esc), "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
-        } else {
-            snprintf(esc, sizeof(esc), "\\u%04x", cp);
-        }
-        sb_add(&b, esc, strlen(esc));
-    }
-    return sb_take(&b);
-}
 
 /* ---- output naming (folder_paths.get_save_image_path) -------------------------- */
 
@@ -107,109 +43,12 @@ static void target_clear(save_target *t)
     *t = (save_target){0};
 }
 
-/* %width% %height% %year% %month% %day% %hour% %minute% %second%. */
-static char *expand_vars(const char *prefix, int64_t w, int64_t h)
-{
-    time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    struct { const char *key; long long val; const char *fmt; } vars[] = {
-        {"%width%", w, "%lld"}, {"%height%", h, "%lld"}, {"%year%", tm.tm_year + 1900, "%lld"},
-        {"%month%", tm.tm_mon + 1, "%02lld"}, {"%day%", tm.tm_mday, "%02lld"},
-        {"%hour%", tm.tm_hour, "%02lld"}, {"%minute%", tm.tm_min, "%02lld"},
-        {"%second%", tm.tm_sec, "%02lld"},
-    };
-    sbuf b = {0};
-    for (const char *p = prefix; *p;) {
-        size_t k = VKF_ARRAY_SIZE(vars);
-        if (*p == '%')
-            for (k = 0; k < VKF_ARRAY_SIZE(vars); k++)
-                if (!strncmp(p, vars[k].key, strlen(vars[k].key)))
-                    break;
-        if (k < VKF_ARRAY_SIZE(vars)) {
-            char num[32];
-            snprintf(num, sizeof(num), vars[k].fmt, vars[k].val);
-            sb_add(&b, num, strlen(num));
-            p += strlen(vars[k].key);
-        } else {
-            sb_add(&b, p++, 1);
-        }
-    }
-    return sb_take(&b);
-}
-
-/* os.path.normpath of a relative prefix; "" or a leading ".." / "/" is
- * left for vkf_paths_output_file to refuse. */
-static char *normpath(const char *s)
-{
-    char *tmp = vkf_strdup(s);
-    if (!tmp)
-        return NULL;
-    for (char *p = tmp; *p; p++)
-        if (*p == '\\')
-            *p = '/';
-    size_t len = strlen(tmp);
-    char **parts = vkf_calloc(len + 1, sizeof(*parts));
-    sbuf b = {0};
-    if (!parts) {
-        vkf_free(tmp);
-        return NULL;
-    }
-    bool abs = tmp[0] == '/';
-    size_t np = 0;
-    char *save = NULL;
-    for (char *c = strtok_r(tmp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-        if (!strcmp(c, "."))
-            continue;
-        if (!strcmp(c, "..") && np && strcmp(parts[np - 1], ".."))
-            np--;
-        else if (!(abs && !np && !strcmp(c, "..")))
-            parts[np++] = c;
-    }
-    if (abs)
-        sb_add(&b, "/", 1);
-    for (size_t i = 0; i < np; i++) {
-        if (i)
-            sb_add(&b, "/", 1);
-        sb_add(&b, parts[i], strlen(parts[i]));
-    }
-    if (!np && !abs)
-        sb_add(&b, ".", 1);
-    vkf_free(tmp);
-    vkf_free(parts);
-    return sb_take(&b);
-}
-
-static int next_counter(const char *dir, const char *stem)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return 1;
-    size_t sl = strlen(stem);
-    long best = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *n = e->d_name;
-        if (strncmp(n, stem, sl) || n[sl] != '_')
-            continue;
-        const char *p = n + sl + 1;
-        size_t dl = strspn(p, "0123456789");
-        if (dl == 0 || dl > 9 || (p[dl] && p[dl] != '_'))
-            continue;
-        long v = strtol(p, NULL, 10);
-        if (v > best)
-            best = v;
-    }
-    closedir(d);
-    return (int)best + 1;
-}
-
 static int save_target_make(vkf_exec_ctx *ctx, const char *node, const char *prefix, int64_t w,
                             int64_t h, save_target *t)
 {
     *t = (save_target){0};
     const vkf_paths *paths = vkf_exec_paths(ctx);
-    char *expanded = expand_vars(prefix, w, h), *normed = expanded ? normpath(expanded) : NULL;
+    char *expanded = vkf_save_expand_vars(prefix, w, h), *normed = expanded ? vkf_save_normpath(expanded) : NULL;
     char *probe = NULL;
     int err = 0;
     VKF_CHECK_ALLOC(normed);
@@ -236,7 +75,7 @@ static int save_target_make(vkf_exec_ctx *ctx, const char *node, const char *pre
     *strrchr(probe, '/') = 0;
     t->dir = probe;
     probe = NULL;
-    t->counter = next_counter(t->dir, t->stem);
+    t->counter = vkf_save_next_counter(t->dir, t->stem);
 fail:
     vkf_free(expanded);
     vkf_free(normed);
@@ -285,9 +124,9 @@ static int meta_get(vkf_exec_ctx *ctx, meta_json *m)
 {
     *m = (meta_json){0};
     const char *pj = vkf_exec_prompt_json(ctx), *wj = vkf_exec_workflow_json(ctx);
-    if (pj && !(m->prompt = ascii_json(pj)))
+    if (pj && !(m->prompt = vkf_json_ensure_ascii(pj)))
         return VKF_ENOMEM;
-    if (wj && !(m->workflow = ascii_json(wj))) {
+    if (wj && !(m->workflow = vkf_json_ensure_ascii(wj))) {
         vkf_free(m->prompt);
         m->prompt = NULL;
         return VKF_ENOMEM;
