@@ -1,5 +1,6 @@
 /* Nodes only the server tests use: a slow node that reports progress (to
  * interrupt and to keep the queue busy) and a node that fails. */
+#include <stdint.h>
 #include <time.h>
 
 #include "vkflow/node.h"
@@ -65,4 +66,25 @@ static const vkf_node_def delay_def = {
     .flags = VKF_NODE_NOT_IDEMPOTENT,
 };
 
-const vkf_node_def *const vkf_cli_test_nodes[] = {&slow_def, &fail_def, &delay_def, NULL};
+/* Sends `count` live previews (fixed PNG-signature bytes plus the step
+ * number), as a sampler would after each step. */
+static int preview_exec(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
+{
+    int64_t n = in[0].u.i;
+    for (int64_t s = 0; s < n; s++) {
+        uint8_t png[12] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 't', 'e', 's', (uint8_t)s};
+        vkf_exec_preview(ctx, png, sizeof(png), (int)s, (int)n);
+    }
+    (void)out;
+    return 0;
+}
+
+static const vkf_input_def preview_inputs[] = {VKF_INPUT_INT("count", 2, 0, 100)};
+static const vkf_node_def preview_def = {
+    .name = "TestPreview", .category = "testing",
+    .inputs = preview_inputs, .nb_inputs = 1, .execute = preview_exec,
+    .flags = VKF_NODE_OUTPUT | VKF_NODE_NOT_IDEMPOTENT,
+};
+
+const vkf_node_def *const vkf_cli_test_nodes[] = {&slow_def, &fail_def, &delay_def, &preview_def,
+                                                  NULL};

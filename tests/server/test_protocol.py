@@ -181,6 +181,20 @@ try:
     st, _, _ = request(P, "POST", "/free", "nope")
     check(st == 400, "/free with malformed JSON is 400")
 
+    # Live previews: ComfyUI's binary PREVIEW_IMAGE frames (event 1, PNG = 2)
+    # to the prompt's client only.
+    st, j = post_json(P, "/prompt", {"prompt": {"1": {"class_type": "TestPreview",
+                                                      "inputs": {"count": 2}}},
+                                     "client_id": "alice"})
+    msgs = alice.until(finished(j["prompt_id"]))
+    frames = [m for m in msgs if isinstance(m, bytes)]
+    check(len(frames) == 2 and all(f[:8] == b"\0\0\0\x01\0\0\0\x02" and f[8:12] == b"\x89PNG"
+                                   for f in frames) and frames[1][-1] == 1,
+          f"binary preview frames {frames}")
+    other = bob.drain(0.3) + anon.drain(0.1)
+    check(not any(isinstance(m, bytes) for m in other), "previews only to the prompt's client")
+
+
     # ---- execution error -------------------------------------------------------
     failp = {"1": {"class_type": "TestFail", "inputs": {"message": "boom"}},
              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
