@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "nodes.h"
+#include "vkflow/media.h"
 #include "save_naming.h"
 #include "vkflow/paths.h"
 #include "vkflow/types.h"
@@ -375,6 +376,79 @@ static int upload(vkf_gpu *gpu, int ndim, const int64_t *shape, const float *dat
     return err;
 }
 
+/* An APNG: a PNG with an acTL chunk before its first IDAT. */
+static bool is_apng(const uint8_t *d, size_t n)
+{
+    for (size_t off = 8; off + 8 <= n;) {
+        uint32_t len = (uint32_t)d[off] << 24 | (uint32_t)d[off + 1] << 16 |
+                       (uint32_t)d[off + 2] << 8 | d[off + 3];
+        if (!memcmp(d + off + 4, "acTL", 4))
+            return true;
+        if (!memcmp(d + off + 4, "IDAT", 4) || len > n - off - 8 || n - off - 8 - len < 4)
+            return false;
+        off += 12 + (size_t)len;
+    }
+    return false;
+}
+
+/*
+ * Every frame of an animated or multi-page file (GIF, APNG, BMP, TIFF)
+ * through FFmpeg, as ComfyUI's ImageSequence loop: an IMAGE batch of the
+ * frames, masks 1 - alpha where the file has alpha.
+ */
+static int frames_decode(const uint8_t *data, size_t size, decoded *out, int *nframes,
+                         char *msg, size_t msgsize)
+{
+    vkf_video_reader *r = NULL;
+    float *rgb = NULL, *alpha = NULL;
+    int err = vkf_video_reader_open(NULL, data, size, &r, msg, msgsize);
+    if (err < 0)
+        return err;
+    const vkf_video_info info = *vkf_video_reader_info(r), *vi = &info;
+    size_t px = (size_t)vi->width * (size_t)vi->height;
+    int n = 0, cap = 0;
+    *nframes = 0;
+    for (;;) {
+        if (n == cap) {
+            int ncap = cap ? cap * 2 : 4;
+            float *nr = vkf_realloc(rgb, (size_t)ncap * px * 3 * sizeof(float));
+            if (nr)
+                rgb = nr;
+            float *na = !nr ? NULL : vi->has_alpha ? vkf_realloc(alpha, (size_t)ncap * px * sizeof(float))
+                                                   : alpha;
+            if (!nr || (vi->has_alpha && !na)) {
+                err = VKF_ENOMEM;
+                break;
+            }
+            alpha = na;
+            cap = ncap;
+        }
+        err = vkf_video_reader_next(r, rgb + (size_t)n * px * 3,
+                                    vi->has_alpha ? alpha + (size_t)n * px : NULL, msg, msgsize);
+        if (err <= 0)
+            break;
+        n++;
+    }
+    vkf_video_reader_close(&r);
+    if (err == 0 && n == 0) {
+        snprintf(msg, msgsize, "no frames");
+        err = VKF_EPARSE;
+    }
+    if (err < 0) {
+        vkf_free(rgb);
+        vkf_free(alpha);
+        return err;
+    }
+    for (size_t i = 0; alpha && i < (size_t)n * px; i++)
+        alpha[i] = 1.0f - alpha[i];
+    out->rgb = rgb;
+    out->mask = alpha;
+    out->w = vi->width;
+    out->h = vi->height;
+    *nframes = n;
+    return 0;
+}
+
 static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
 {
     const char *name = in[0].u.s;
@@ -385,6 +459,7 @@ static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
     float *zeros = NULL;
     vkf_tensor *img = NULL, *mask = NULL;
     char msg[200];
+    int nframes = 1;
     int err = vkf_paths_resolve_input(vkf_exec_paths(ctx), name, &path);
     if (err < 0)
         return vkf_exec_error(ctx, "LoadImage: cannot find image '%s' in the input directory", name);
@@ -398,8 +473,13 @@ static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
         err = vkf_exec_error(ctx, "LoadImage: '%s': not an image file", name);
         goto fail;
     }
+    if (!strcmp(fmt, "PNG") && is_apng(data, size))
+        fmt = "APNG";
     if (!strcmp(fmt, "PNG"))
         err = png_decode(data, size, &d, msg, sizeof(msg));
+    else if (!strcmp(fmt, "APNG") || !strcmp(fmt, "GIF") || !strcmp(fmt, "BMP") ||
+             !strcmp(fmt, "TIFF"))
+        err = frames_decode(data, size, &d, &nframes, msg, sizeof(msg));
     else if (!strcmp(fmt, "JPEG") || !strcmp(fmt, "WebP"))
         err = ff_decode(data, size, fmt[0] == 'J' ? AV_CODEC_ID_MJPEG : AV_CODEC_ID_WEBP, &d,
                         msg, sizeof(msg));
@@ -417,15 +497,15 @@ static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
     vkf_gpu *gpu;
     if ((err = vkf_exec_gpu(ctx, &gpu)) < 0)
         goto fail;
-    int64_t ishape[4] = {1, d.h, d.w, 3};
+    int64_t ishape[4] = {nframes, d.h, d.w, 3};
     if ((err = upload(gpu, 4, ishape, d.rgb, &img)) < 0)
         goto fail;
     if (d.mask) {
-        int64_t mshape[3] = {1, d.h, d.w};
+        int64_t mshape[3] = {nframes, d.h, d.w};
         err = upload(gpu, 3, mshape, d.mask, &mask);
     } else {
-        int64_t mshape[3] = {1, 64, 64};
-        zeros = vkf_calloc(64 * 64, sizeof(float));
+        int64_t mshape[3] = {nframes, 64, 64};
+        zeros = vkf_calloc((size_t)nframes * 64 * 64, sizeof(float));
         err = zeros ? upload(gpu, 3, mshape, zeros, &mask) : VKF_ENOMEM;
     }
     if (err < 0)

@@ -13,6 +13,7 @@
 
 #include "../gpu/gpu_test.h"
 #include "graph/internal.h"
+#include "vkflow/media.h"
 #include "vkflow/vkflow.h"
 
 /* ---- a capture node: downloads its IMAGE and MASK for the checks --------- */
@@ -521,8 +522,49 @@ static void test_errors(void)
     fclose(f);
     snprintf(json, sizeof(json), LOAD_CAPTURE("%s"), "anim.gif");
     CHECK(run(json, NULL, &msg) == VKF_ERUN);
-    CHECK(msg && strstr(msg, "anim.gif") && strstr(msg, "unsupported image format (GIF)"));
+    CHECK(msg && strstr(msg, "anim.gif") && strstr(msg, "corrupt GIF"));
     vkf_free(msg);
+}
+
+/* An animated PNG (three RGBA frames) loads as an IMAGE batch of 3 with
+ * the masks 1 - alpha, as ComfyUI's LoadImage does with ImageSequence. */
+static void test_animated(void)
+{
+    enum { W = 6, H = 4, N = 3 };
+    uint8_t px[N * H * W * 4];
+    for (int f = 0; f < N; f++)
+        for (int i = 0; i < H * W; i++) {
+            uint8_t *p = px + ((size_t)f * H * W + (size_t)i) * 4;
+            p[0] = (uint8_t)(40 * f + i);
+            p[1] = (uint8_t)(200 - 30 * f);
+            p[2] = (uint8_t)(i * 9);
+            p[3] = (uint8_t)(255 - 60 * f);
+        }
+    vkf_video_encode e = {.format = "apng", .codec = "apng", .pix_fmt = "rgba", .width = W,
+                          .height = H, .channels = 4, .fps_num = 10, .fps_den = 1};
+    uint8_t *data = NULL;
+    size_t size = 0;
+    char emsg[200] = "";
+    int err = vkf_video_encode_mem(&e, px, N, &data, &size, emsg, sizeof(emsg));
+    if (err < 0)
+        fprintf(stderr, "apng encode: %s\n", emsg);
+    CHECK(err == 0);
+    FILE *f = fopen(path_in(in_dir, "anim.png"), "wb");
+    if (f && data) {
+        fwrite(data, 1, size, f);
+        fclose(f);
+    }
+    vkf_free(data);
+    CHECK(load_capture("anim.png") == 0);
+    CHECK(cap.ishape[0] == N && cap.ishape[1] == H && cap.ishape[2] == W && cap.ishape[3] == 3);
+    CHECK(cap.mshape[0] == N && cap.mshape[1] == H && cap.mshape[2] == W);
+    int bad = 0;
+    for (int k = 0; k < N * H * W && cap.img && cap.mask; k++) {
+        for (int c = 0; c < 3; c++)
+            bad += fabsf(cap.img[k * 3 + c] - px[k * 4 + c] / 255.0f) > 1e-6f;
+        bad += fabsf(cap.mask[k] - (1.0f - px[k * 4 + 3] / 255.0f)) > 1e-6f;
+    }
+    CHECK(bad == 0);
 }
 
 /* LoadImage's combo: image files directly in the input directory, sorted. */
@@ -611,6 +653,7 @@ int main(void)
     test_jpeg();
     test_webp();
     test_errors();
+    test_animated();
     test_input_list();
     test_failed_save();
     test_roundtrip_shared();
