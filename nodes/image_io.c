@@ -449,6 +449,128 @@ static int frames_decode(const uint8_t *data, size_t size, decoded *out, int *nf
     return 0;
 }
 
+/* ---- EXIF orientation (PIL's ImageOps.exif_transpose) ---- */
+
+static uint32_t rd16(const uint8_t *p, bool le)
+{
+    return le ? (uint32_t)p[0] | (uint32_t)p[1] << 8 : (uint32_t)p[0] << 8 | p[1];
+}
+
+static uint32_t rd32(const uint8_t *p, bool le)
+{
+    return le ? rd16(p, true) | rd16(p + 2, true) << 16 : rd16(p, false) << 16 | rd16(p + 2, false);
+}
+
+/* Tag 0x0112 of IFD0 in a TIFF-structured EXIF block; 1 if absent. */
+static int tiff_orientation(const uint8_t *t, size_t n)
+{
+    if (n < 8 || (memcmp(t, "II*\0", 4) && memcmp(t, "MM\0*", 4)))
+        return 1;
+    bool le = t[0] == 'I';
+    uint32_t ifd = rd32(t + 4, le);
+    if (ifd > n - 2 || ifd < 8)
+        return 1;
+    uint32_t count = rd16(t + ifd, le);
+    for (uint32_t i = 0; i < count; i++) {
+        size_t e = (size_t)ifd + 2 + (size_t)i * 12;
+        if (e + 12 > n)
+            break;
+        if (rd16(t + e, le) == 0x0112 && rd16(t + e + 2, le) == 3) {
+            uint32_t v = rd16(t + e + 8, le);
+            return v >= 1 && v <= 8 ? (int)v : 1;
+        }
+    }
+    return 1;
+}
+
+/* The EXIF orientation of a JPEG (APP1 "Exif\0\0") or WebP (EXIF chunk). */
+static int exif_orientation(const uint8_t *d, size_t n)
+{
+    if (n >= 4 && d[0] == 0xff && d[1] == 0xd8) {
+        for (size_t off = 2; off + 4 <= n && d[off] == 0xff;) {
+            uint8_t m = d[off + 1];
+            size_t len = (size_t)d[off + 2] << 8 | d[off + 3];
+            if (m == 0xda || m == 0xd9 || len < 2 || off + 2 + len > n)
+                break;
+            if (m == 0xe1 && len >= 8 && !memcmp(d + off + 4, "Exif\0\0", 6))
+                return tiff_orientation(d + off + 10, len - 8);
+            off += 2 + len;
+        }
+        return 1;
+    }
+    if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) {
+        for (size_t off = 12; off + 8 <= n;) {
+            size_t len = rd32(d + off + 4, true);
+            if (len > n - off - 8)
+                break;
+            if (!memcmp(d + off, "EXIF", 4)) {
+                const uint8_t *t = d + off + 8;
+                if (len >= 6 && !memcmp(t, "Exif\0\0", 6))
+                    return tiff_orientation(t + 6, len - 6);
+                return tiff_orientation(t, len);
+            }
+            off += 8 + len + (len & 1);
+        }
+    }
+    return 1;
+}
+
+/* Applies orientation o (2..8) to one w×h plane of c floats per pixel;
+ * returns the new buffer (or NULL) and the new size in *w, *h. */
+static float *orient_plane(const float *src, int c, int *w, int *h, int o)
+{
+    int W = *w, H = *h;
+    bool swap = o >= 5;
+    int ow = swap ? H : W, oh = swap ? W : H;
+    float *dst = vkf_malloc((size_t)ow * (size_t)oh * (size_t)c * sizeof(float));
+    if (!dst)
+        return NULL;
+    for (int y = 0; y < oh; y++)
+        for (int x = 0; x < ow; x++) {
+            int sx, sy;
+            switch (o) {
+            case 2: sx = W - 1 - x; sy = y; break;           /* mirror */
+            case 3: sx = W - 1 - x; sy = H - 1 - y; break;   /* rotate 180 */
+            case 4: sx = x; sy = H - 1 - y; break;           /* flip */
+            case 5: sx = y; sy = x; break;                   /* transpose */
+            case 6: sx = y; sy = H - 1 - x; break;           /* rotate 90 cw */
+            case 7: sx = W - 1 - y; sy = H - 1 - x; break;   /* transverse */
+            case 8: sx = W - 1 - y; sy = x; break;           /* rotate 270 cw */
+            default: sx = x; sy = y; break;
+            }
+            memcpy(dst + ((size_t)y * ow + x) * c, src + ((size_t)sy * W + sx) * c,
+                   (size_t)c * sizeof(float));
+        }
+    *w = ow;
+    *h = oh;
+    return dst;
+}
+
+static int apply_orientation(decoded *d, int o)
+{
+    if (o <= 1)
+        return 0;
+    int w = d->w, h = d->h;
+    float *rgb = orient_plane(d->rgb, 3, &w, &h, o);
+    if (!rgb)
+        return VKF_ENOMEM;
+    if (d->mask) {
+        int mw = d->w, mh = d->h;
+        float *m = orient_plane(d->mask, 1, &mw, &mh, o);
+        if (!m) {
+            vkf_free(rgb);
+            return VKF_ENOMEM;
+        }
+        vkf_free(d->mask);
+        d->mask = m;
+    }
+    vkf_free(d->rgb);
+    d->rgb = rgb;
+    d->w = w;
+    d->h = h;
+    return 0;
+}
+
 static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
 {
     const char *name = in[0].u.s;
@@ -494,6 +616,9 @@ static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
                                 : vkf_exec_error(ctx, "LoadImage: '%s': corrupt %s: %s", name, fmt, msg);
         goto fail;
     }
+    /* PIL's ImageOps.exif_transpose, as ComfyUI's LoadImage */
+    if (nframes == 1 && (err = apply_orientation(&d, exif_orientation(data, size))) < 0)
+        goto fail;
     vkf_gpu *gpu;
     if ((err = vkf_exec_gpu(ctx, &gpu)) < 0)
         goto fail;

@@ -429,6 +429,45 @@ static void test_jpeg(void)
         hi = cap.img[i] > hi ? cap.img[i] : hi;
     }
     CHECK(lo >= 0 && hi <= 1 && hi - lo > 0.5 && sum / (480 * 660 * 3) > 0.05);
+
+    /* EXIF orientation, applied as PIL's exif_transpose: the same JPEG with
+     * an APP1 segment saying 6 (rotate 90° clockwise, big-endian TIFF) and
+     * 8 (rotate 270°, little-endian). */
+    float *orig = cap.img;
+    cap.img = NULL;
+    size_t n = 0;
+    char *jpg = read_all(path_in(in_dir, "elephant.jpg"), &n);
+    for (int pass = 0; pass < 2 && jpg; pass++) {
+        bool le = pass == 1;
+        int o = le ? 8 : 6;
+        uint8_t app1[36] = {0xff, 0xe1, 0, 34, 'E', 'x', 'i', 'f', 0, 0};
+        uint8_t *t = app1 + 10;
+        memcpy(t, le ? "II*\0" : "MM\0*", 4);
+        t[le ? 4 : 7] = 8;                      /* IFD0 at offset 8 */
+        t[le ? 8 : 9] = 1;                      /* one entry */
+        t[le ? 10 : 11] = 0x12, t[le ? 11 : 10] = 0x01;   /* tag 0x0112 */
+        t[le ? 12 : 13] = 3;                    /* SHORT */
+        t[le ? 14 : 17] = 1;                    /* count 1 */
+        t[le ? 18 : 19] = (uint8_t)o;           /* value */
+        FILE *f = fopen(path_in(in_dir, "oriented.jpg"), "wb");
+        fwrite(jpg, 1, 2, f);
+        fwrite(app1, 1, sizeof(app1), f);
+        fwrite(jpg + 2, 1, n - 2, f);
+        fclose(f);
+        CHECK(load_capture("oriented.jpg") == 0);
+        CHECK(cap.ishape[1] == 660 && cap.ishape[2] == 480);
+        int bad = 0;
+        for (int y = 0; cap.img && orig && y < 660; y += 7)
+            for (int x = 0; x < 480; x += 5) {
+                int sx = o == 6 ? y : 660 - 1 - y, sy = o == 6 ? 480 - 1 - x : x;
+                for (int c = 0; c < 3; c++)
+                    bad += cap.img[((size_t)y * 480 + x) * 3 + c] !=
+                           orig[((size_t)sy * 660 + sx) * 3 + c];
+            }
+        CHECK(bad == 0);
+    }
+    free(jpg);
+    free(orig);
 }
 
 /* Still WebP through FFmpeg: a lossless RGBA file (made with FFmpeg's
