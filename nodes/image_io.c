@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <webp/demux.h>
+
 #include "nodes.h"
 #include "vkflow/media.h"
 #include "save_naming.h"
@@ -449,6 +451,71 @@ static int frames_decode(const uint8_t *data, size_t size, decoded *out, int *nf
     return 0;
 }
 
+/* An animated WebP (VP8X with the animation flag). */
+static bool is_animated_webp(const uint8_t *d, size_t n)
+{
+    return n >= 21 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBPVP8X", 8) && (d[20] & 0x02);
+}
+
+/* Every frame of an animated WebP through libwebpdemux's compositing
+ * decoder (FFmpeg 5.1 cannot decode them): RGB plus 1 - alpha. */
+static int webp_anim_decode(const uint8_t *data, size_t size, decoded *out, int *nframes,
+                            char *msg, size_t msgsize)
+{
+    WebPAnimDecoderOptions opt;
+    if (!WebPAnimDecoderOptionsInit(&opt))
+        return VKF_EUNSUPPORTED;
+    opt.color_mode = MODE_RGBA;
+    opt.use_threads = 0;
+    WebPData wd = {data, size};
+    WebPAnimDecoder *dec = WebPAnimDecoderNew(&wd, &opt);
+    WebPAnimInfo ai;
+    if (!dec || !WebPAnimDecoderGetInfo(dec, &ai) || !ai.canvas_width || !ai.canvas_height ||
+        ai.canvas_width > (1 << 14) || ai.canvas_height > (1 << 14) || !ai.frame_count ||
+        ai.frame_count > 100000) {
+        WebPAnimDecoderDelete(dec);
+        snprintf(msg, msgsize, "cannot read the animation header");
+        return VKF_EPARSE;
+    }
+    size_t px = (size_t)ai.canvas_width * ai.canvas_height;
+    float *rgb = vkf_malloc((size_t)ai.frame_count * px * 3 * sizeof(float));
+    float *mask = vkf_malloc((size_t)ai.frame_count * px * sizeof(float));
+    int n = 0, err = 0;
+    if (!rgb || !mask)
+        err = VKF_ENOMEM;
+    while (err == 0 && WebPAnimDecoderHasMoreFrames(dec) && n < (int)ai.frame_count) {
+        uint8_t *buf;
+        int ts;
+        if (!WebPAnimDecoderGetNext(dec, &buf, &ts)) {
+            snprintf(msg, msgsize, "corrupt frame %d", n + 1);
+            err = VKF_EPARSE;
+            break;
+        }
+        for (size_t i = 0; i < px; i++) {
+            for (int c = 0; c < 3; c++)
+                rgb[((size_t)n * px + i) * 3 + (size_t)c] = buf[i * 4 + (size_t)c] / 255.0f;
+            mask[(size_t)n * px + i] = 1.0f - buf[i * 4 + 3] / 255.0f;
+        }
+        n++;
+    }
+    WebPAnimDecoderDelete(dec);
+    if (err == 0 && n != (int)ai.frame_count) {
+        snprintf(msg, msgsize, "%d of %u frames", n, ai.frame_count);
+        err = VKF_EPARSE;
+    }
+    if (err < 0) {
+        vkf_free(rgb);
+        vkf_free(mask);
+        return err;
+    }
+    out->rgb = rgb;
+    out->mask = mask;
+    out->w = (int)ai.canvas_width;
+    out->h = (int)ai.canvas_height;
+    *nframes = n;
+    return 0;
+}
+
 /* ---- EXIF orientation (PIL's ImageOps.exif_transpose) ---- */
 
 static uint32_t rd16(const uint8_t *p, bool le)
@@ -602,6 +669,8 @@ static int load_image(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *out)
     else if (!strcmp(fmt, "APNG") || !strcmp(fmt, "GIF") || !strcmp(fmt, "BMP") ||
              !strcmp(fmt, "TIFF"))
         err = frames_decode(data, size, &d, &nframes, msg, sizeof(msg));
+    else if (!strcmp(fmt, "WebP") && is_animated_webp(data, size))
+        err = webp_anim_decode(data, size, &d, &nframes, msg, sizeof(msg));
     else if (!strcmp(fmt, "JPEG") || !strcmp(fmt, "WebP"))
         err = ff_decode(data, size, fmt[0] == 'J' ? AV_CODEC_ID_MJPEG : AV_CODEC_ID_WEBP, &d,
                         msg, sizeof(msg));

@@ -604,6 +604,34 @@ static void test_animated(void)
         bad += fabsf(cap.mask[k] - (1.0f - px[k * 4 + 3] / 255.0f)) > 1e-6f;
     }
     CHECK(bad == 0);
+    /* the same frames as a lossless animated WebP (libwebpdemux) */
+    static const char *const wopts[] = {"lossless", "1", NULL}, *const wmux[] = {"loop", "0", NULL};
+    vkf_video_encode we = {.format = "webp", .codec = "libwebp_anim", .pix_fmt = "bgra",
+                           .width = W, .height = H, .channels = 4, .fps_num = 10, .fps_den = 1,
+                           .codec_opts = wopts, .mux_opts = wmux};
+    data = NULL;
+    err = vkf_video_encode_mem(&we, px, N, &data, &size, emsg, sizeof(emsg));
+    if (err == VKF_EUNSUPPORTED) {
+        fprintf(stderr, "no libwebp_anim encoder: animated WebP not checked\n");
+        return;
+    }
+    CHECK(err == 0);
+    f = fopen(path_in(in_dir, "anim.webp"), "wb");
+    if (f && data) {
+        fwrite(data, 1, size, f);
+        fclose(f);
+    }
+    vkf_free(data);
+    CHECK(load_capture("anim.webp") == 0);
+    CHECK(cap.ishape[0] == N && cap.ishape[1] == H && cap.ishape[2] == W);
+    CHECK(cap.mshape[0] == N);
+    bad = 0;
+    for (int k = 0; k < N * H * W && cap.img && cap.mask; k++) {
+        for (int c = 0; c < 3; c++)
+            bad += fabsf(cap.img[k * 3 + c] - px[k * 4 + c] / 255.0f) > 1e-6f;
+        bad += fabsf(cap.mask[k] - (1.0f - px[k * 4 + 3] / 255.0f)) > 1e-6f;
+    }
+    CHECK(bad == 0);
 }
 
 /* LoadImage's combo: image files directly in the input directory, sorted. */
