@@ -520,30 +520,6 @@ static int get_features(vkf_app *app, const vkf_http_request *req, const char *a
     return f ? vkf_http_json(resp, 200, f) : VKF_ENOMEM;
 }
 
-/* Device 0 as listed before any prompt created it; listed once (a Vulkan
- * instance is not free), remembered once found. */
-static bool first_device(vkf_gpu_device_info *out)
-{
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static vkf_gpu_device_info cached;
-    static bool have;
-    pthread_mutex_lock(&lock);
-    if (!have) {
-        vkf_gpu_device_info *list = NULL;
-        int n = 0;
-        if (vkf_gpu_list_devices(&(vkf_gpu_params){0}, &list, &n) >= 0 && n > 0) {
-            cached = list[0];
-            have = true;
-        }
-        vkf_free(list);
-    }
-    if (have)
-        *out = cached;
-    bool r = have;
-    pthread_mutex_unlock(&lock);
-    return r;
-}
-
 static int get_system_stats(vkf_app *app, const vkf_http_request *req, const char *arg,
                             vkf_http_response *resp)
 {
@@ -574,16 +550,16 @@ static int get_system_stats(vkf_app *app, const vkf_http_request *req, const cha
               cJSON_AddStringToObject(sys, "python_version", "") &&
               cJSON_AddStringToObject(sys, "pytorch_version", "") &&
               cJSON_AddBoolToObject(sys, "embedded_python", false);
-    /* The Vulkan device runs (or will run) the prompts: its device-local
-     * heap is the "VRAM"; torch_vram_* report what vkflow holds on it. */
+    /* The Vulkan device the prompts run on, once a prompt has created it
+     * (the server does not open Vulkan before it is needed): its
+     * device-local heap is the "VRAM"; torch_vram_* report what vkflow
+     * holds on it.  Before that, the host as a "cpu" device. */
     vkf_gpu *gpu = app->ex ? vkf_executor_gpu(app->ex) : NULL;
     vkf_gpu_device_info info;
     bool have = false;
     if (gpu) {
         info = *vkf_gpu_info(gpu);
         have = true;
-    } else {
-        have = first_device(&info);
     }
     double vram_total = ram_total, vram_free = ram_free, held = 0, reserved = 0;
     if (have) {
@@ -606,7 +582,7 @@ static int get_system_stats(vkf_app *app, const vkf_http_request *req, const cha
         reserved = (double)ms.reserved;
     }
     char name[300];
-    snprintf(name, sizeof(name), "vulkan:0 %s", have ? info.name : "(no Vulkan device)");
+    snprintf(name, sizeof(name), "%s%s", have ? "vulkan:0 " : "cpu", have ? info.name : "");
     ok = ok && cJSON_AddStringToObject(dev, "name", name) &&
          cJSON_AddStringToObject(dev, "type", have ? "vulkan" : "cpu") &&
          (have ? cJSON_AddNumberToObject(dev, "index", 0) != NULL
