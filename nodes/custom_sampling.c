@@ -49,9 +49,8 @@ static int ksampler_select(vkf_exec_ctx *ctx, const vkf_value *in, vkf_value *ou
 {
     const char *name = in[0].u.s;
     if (!vkf_sampler_exists(name))
-        return ctx ? vkf_exec_error(ctx, "KSamplerSelect: sampler \"%s\" is not implemented in "
-                                         "vkflow", name)
-                   : VKF_EUNSUPPORTED;
+        return ctx ? vkf_exec_error(ctx, "KSamplerSelect: unknown sampler \"%s\"", name)
+                   : VKF_ENOTFOUND;
     vkf_sampler_obj *s = vkf_sampler_obj_new(name);
     if (!s)
         return VKF_ENOMEM;

@@ -47,11 +47,6 @@ static const char *const sampler_names[] = {
 /* Newer ComfyUI samplers, accepted by name but not in the list above. */
 static const char *const extra_names[] = {"exp_heun_2_x0", "exp_heun_2_x0_sde", NULL};
 
-/* In the list but not implemented yet: vkf_sample refuses them. */
-static const char *const missing_names[] = {
-    NULL,
-};
-
 static bool in_list(const char *const *l, const char *name)
 {
     for (int i = 0; l[i]; i++)
@@ -70,7 +65,7 @@ const char *const *vkf_sampler_names(int *n)
 /* true for every name vkf_sample runs */
 bool vkf_sampler_exists(const char *name)
 {
-    if (!name || in_list(missing_names, name))
+    if (!name)
         return false;
     if (in_list(extra_names, name))
         return true;
@@ -2495,12 +2490,6 @@ int vkf_sample(const vkf_sample_params *p, const vkf_denoiser *model, const floa
         return VKF_EINVAL;
     const char *name = p->sampler ? p->sampler : "";
     if (!vkf_sampler_exists(name)) {
-        if (in_list(missing_names, name)) {
-            vkf_logf(log, VKF_LOG_ERROR,
-                     "sampler \"%s\" is in ComfyUI's list but not implemented in vkflow yet",
-                     name);
-            return VKF_EUNSUPPORTED;
-        }
         vkf_logf(log, VKF_LOG_ERROR, "unknown sampler \"%s\"", name);
         return VKF_ENOTFOUND;
     }

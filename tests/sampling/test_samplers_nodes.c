@@ -124,7 +124,7 @@ static void test_sampler_nodes(void)
     vkf_value_clear(&out[0]);
     in[0] = vstr("uni_pc_bh2");
     int rc = run("KSamplerSelect", in, out);
-    CHECK_EQ_INT(rc, vkf_sampler_exists("uni_pc_bh2") ? 0 : VKF_EUNSUPPORTED);
+    CHECK_EQ_INT(rc, 0);
     vkf_value_clear(&out[0]);
 
     in[0] = vflt(0.5);
